@@ -1,0 +1,32 @@
+"""styleclip_jax: StyleCLIP (text-driven StyleGAN2 editing) in JAX/Flax."""
+from setuptools import find_packages, setup
+
+CONVERT = ["torch>=2.1"]  # CPU build is enough; only the converters and tests import it.
+
+setup(
+    name="styleclip_jax",
+    version="0.1.0",
+    description="StyleCLIP in JAX/Flax: StyleGAN2 (W, W+, StyleSpace), CLIP-guided editing",
+    packages=find_packages(include=["styleclip_jax", "styleclip_jax.*"]),
+    package_data={"styleclip_jax": ["assets/*", "assets/**/*"]},
+    include_package_data=True,
+    python_requires=">=3.11",
+    install_requires=[
+        "jax>=0.4.30",
+        "flax>=0.8",
+        "optax>=0.2.2",
+        "orbax-checkpoint>=0.5",
+        # transformers v5 removed the Flax model classes (FlaxCLIPModel); all CLIP use lives in
+        # styleclip_jax/clip.py and needs the 4.x line.
+        "transformers>=4.40,<5",
+        "numpy>=1.24",
+        "pillow>=9",
+        "absl-py>=1.0",
+        "ml_collections>=0.1.1",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "convert": CONVERT,
+        "test": CONVERT + ["pytest>=7"],
+    },
+)
