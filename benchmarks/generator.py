@@ -1,0 +1,60 @@
+"""Generator throughput: images/s of jitted synthesis, GFLOP/image from XLA, fraction of peak.
+
+    python benchmarks/generator.py                      # CPU-friendly defaults
+    python benchmarks/generator.py --configs=256,1024 --batches=1,8,32 --iters=10   # on a GPU
+
+Random weights (no download). No asserts on time: it prints a table.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import styleclip_jax as sc  # noqa: E402
+from styleclip_jax import generator as gen  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import compiled_flops, device_peak, fmt, print_table, time_fn  # noqa: E402
+
+CONFIGS = {
+    "256": sc.GeneratorConfig(z_dim=512, w_dim=512, img_resolution=256, channel_base=16384, channel_max=512),
+    "1024": sc.GeneratorConfig(z_dim=512, w_dim=512, img_resolution=1024, channel_base=32768, channel_max=512),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--configs", default="256", help="comma list of %s" % list(CONFIGS))
+    ap.add_argument("--batches", default="1,4", help="comma list of batch sizes")
+    ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--precision", default="highest", choices=["highest", "default"],
+                    help="matmul/conv precision ('default' allows TF32 on GPUs)")
+    args = ap.parse_args()
+    jax.config.update("jax_default_matmul_precision", args.precision)
+    peak = device_peak("float32" if args.precision == "highest" else "bf16")
+    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), precision={args.precision}, "
+          f"peak={fmt(peak and peak / 1e12)} TFLOP/s")
+    rows = []
+    for name in args.configs.split(","):
+        cfg = CONFIGS[name]
+        params = sc.init_params(jax.random.PRNGKey(0), cfg)
+        fn = jax.jit(lambda p, ws, cfg=cfg: gen.synthesis(p, cfg, ws))
+        for b in [int(x) for x in args.batches.split(",")]:
+            ws = jax.random.normal(jax.random.PRNGKey(1), (b, cfg.num_ws, cfg.w_dim))
+            flops = compiled_flops(lambda p, w, cfg=cfg: gen.synthesis(p, cfg, w), params, ws)
+            sec = time_fn(fn, params, ws, iters=args.iters)
+            achieved = flops / sec if flops else None
+            rows.append([f"{name}px", b, fmt(b / sec, ".2f"), fmt(sec * 1e3, ".1f"),
+                         fmt(flops and flops / b / 1e9, ".1f"), fmt(achieved and achieved / 1e12, ".2f"),
+                         fmt(achieved and peak and achieved / peak, ".1%")])
+    print_table(rows, ["config", "batch", "images/s", "ms/batch", "GFLOP/img", "TFLOP/s", "of peak"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Output helpers: atomic writes, image grids, seed parsing, latents files."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import tempfile
+from typing import Iterable, List, Sequence
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temp path next to `path`; rename it over `path` only if the block succeeds."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path, obj) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
+            f.write("\n")
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def write_npz(path, **arrays) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+def write_npy(path, array) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(array))
+
+
+def parse_seeds(spec, flag: str = "--config.seeds") -> List[int]:
+    """'0-3,7' -> [0, 1, 2, 3, 7]; also accepts an int or a list of ints."""
+    if isinstance(spec, int):
+        return [spec]
+    if isinstance(spec, (list, tuple)):
+        return [int(s) for s in spec]
+    out: List[int] = []
+    try:
+        for part in str(spec).replace(" ", "").split(","):
+            if not part:
+                continue
+            if "-" in part[1:]:
+                a, b = part.split("-", 1) if not part.startswith("-") else (None, None)
+                a, b = int(a), int(b)
+                if b < a:
+                    raise ValueError
+                out.extend(range(a, b + 1))
+            else:
+                out.append(int(part))
+    except (TypeError, ValueError):
+        raise ValueError(f"{flag}={spec!r}: expected seeds like '0-7' or '1,5,9' (non-negative integers)") from None
+    if not out or any(s < 0 for s in out):
+        raise ValueError(f"{flag}={spec!r}: expected at least one non-negative seed, like '0-7'")
+    return out
+
+
+def to_uint8(images) -> np.ndarray:
+    """(..., H, W, 3) float in ~[-1, 1] -> uint8 with the NVlabs rule (x * 127.5 + 128, clip, round down)."""
+    x = np.asarray(images, np.float32) * 127.5 + 128
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def image_grid(images, rows: int, cols: int, pad: int = 2, pad_value: int = 255) -> np.ndarray:
+    """(rows*cols, H, W, 3) float [-1, 1] (row-major) -> one uint8 (rows*(H+pad)-pad, ..., 3) image."""
+    imgs = to_uint8(images)
+    n, h, w, c = imgs.shape
+    if n != rows * cols:
+        raise ValueError(f"image_grid: {n} images do not fill {rows}x{cols}")
+    grid = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, c), pad_value, np.uint8)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        grid[r * (h + pad): r * (h + pad) + h, k * (w + pad): k * (w + pad) + w] = imgs[i]
+    return grid
+
+
+def save_png(path, array_uint8, min_size: int = 0) -> None:
+    """Write an (H, W, 3) uint8 PNG atomically; upscale (nearest) small images to >= min_size px."""
+    from PIL import Image
+    im = Image.fromarray(np.asarray(array_uint8))
+    if min_size and min(im.size) < min_size:
+        f = int(np.ceil(min_size / min(im.size)))
+        im = im.resize((im.size[0] * f, im.size[1] * f), Image.NEAREST)
+    with atomic_path(path) as tmp:
+        im.save(tmp, format="PNG")
+
+
+def save_grid(path, images, rows: int, cols: int, min_size: int = 256) -> None:
+    save_png(path, image_grid(images, rows, cols), min_size=min_size)

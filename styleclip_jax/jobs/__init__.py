@@ -1,0 +1,1 @@
+"""Drivers for `main.py --mode=...`; each takes (config: ConfigDict, workdir: str)."""
