@@ -408,7 +408,8 @@ class Generator:
 
     def w_to_s(self, ws):
         """(N, num_ws, w_dim) -> {S layer name: (N, C)} in official order."""
-        return _w_to_s_jit(self.params, ws, self._config)
+        s = _w_to_s_jit(self.params, ws, self._config)
+        return {l.name: s[l.name] for l in self._config.layout}  # jit sorts dict keys; restore S order
 
     def synthesis_from_s(self, s, noise_mode="const", noise_key=None):
         """{S layer name: (N, C)} -> (N, R, R, 3)."""
