@@ -38,3 +38,41 @@ def tiny_clip(image_size=16, seed=0, embed=16):
 def unit(key, n, d):
     v = jax.random.normal(jax.random.PRNGKey(key), (n, d))
     return v / jnp.linalg.norm(v, axis=-1, keepdims=True)
+
+
+@jax.tree_util.register_pytree_node_class
+class LinearEmbedder:
+    """A CLIP stand-in with a well-conditioned image embedding: normalise(tanh(flatten(img) @ W)).
+
+    Random tiny ViTs barely react to small image changes (|f+ - f-| ~ 5e-4), so renormalised
+    differences amplify float32 rounding; this stand-in keeps sweep-machinery tests sharp."""
+
+    def __init__(self, params, preprocess="linear"):
+        self.params = params
+        self.preprocess = preprocess
+
+    def tree_flatten(self):
+        return (self.params,), self.preprocess
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0], aux)
+
+    @property
+    def embed_dim(self):
+        return self.params["w"].shape[1]
+
+    @property
+    def image_embed_fn(self):
+        def f(params, images):
+            e = jnp.tanh(images.reshape(images.shape[0], -1) @ params["w"])
+            return e / jnp.linalg.norm(e, axis=-1, keepdims=True)
+        return f
+
+    def encode_images(self, images):
+        return self.image_embed_fn(self.params, images)
+
+
+def linear_embedder(res, dim=16, seed=0):
+    w = jax.random.normal(jax.random.PRNGKey(seed), (res * res * 3, dim)) / (res * 1.5)
+    return LinearEmbedder({"w": w})

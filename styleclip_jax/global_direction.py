@@ -1,0 +1,471 @@
+"""StyleCLIP global directions in StyleSpace (method 3): statistics, channel relevance, edits, studies.
+
+    from styleclip_jax import global_direction as gd
+    mean, std = gd.style_stats(G, num_samples=100_000, truncation_psi=0.7, truncation_cutoff=8, seed=0)
+    fs3 = gd.channel_relevance(G, clip, mean, std, num_images=100)   # (num_channels, D), official order
+    dt = gd.text_direction(clip, "a face", "a face with blue eyes")   # (D,)
+    delta_s, num_kept = gd.direction(fs3, dt, std, beta=0.15)         # dict layer -> (C,), toRGB zero
+    s_edit = gd.apply(G.w_to_s(ws), delta_s, alpha=4.1)
+
+Channel relevance ("fs3"): for every non-toRGB channel c and each of M images, set c to its mean,
+render at mean +- 5 std, embed both with CLIP, take the difference of the normalised embeddings,
+normalise per image, average over images, normalise. Rows follow the official channel order
+(non-toRGB layers in S order, channels in order), so files are interchangeable with StyleCLIP's
+published `fs3.npy`. Differences from the official torch script, on purpose: (1) the clamp of a
+channel to its mean does not persist into later channels (the official shallow-copy quirk;
+`gd_math.single_channel_codes(persist_mean_clamp=True)` reproduces it), (2) images reach CLIP
+through the CLIP bundle's own differentiable preprocessing, not uint8 + PIL bicubic.
+
+The sweep is vectorised (vmap over a block of channels, all images of a chunk at once), reuses
+the activations before the perturbed layer for all channels of that layer, is sharded over every
+device with a `jax.sharding.Mesh` (channel axis), and resumes from atomically written blocks.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import pathlib
+import re
+import time
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import gd_math, io_utils
+from .generator import synthesis_layers
+
+# ------------------------------------------------------------------------------------------------
+# Layout helpers
+# ------------------------------------------------------------------------------------------------
+_NAME = re.compile(r"^(conv0|conv1|toRGB)_resolution_(\d+)$")
+
+
+def _s_order_key(name: str):
+    m = _NAME.match(name)
+    if not m:
+        raise ValueError(f"not a StyleSpace layer name: {name!r} (expected e.g. 'conv0_resolution_8')")
+    return int(m.group(2)), {"conv0": 0, "conv1": 1, "toRGB": 2}[m.group(1)]
+
+
+def layout_of(std_or_G) -> List[Tuple[str, int, bool]]:
+    """[(name, channels, is_torgb)] in official S order, from a Generator or a per-layer dict."""
+    if hasattr(std_or_G, "layout"):
+        return [(l.name, l.channels, l.is_torgb) for l in std_or_G.layout]
+    names = sorted(std_or_G, key=_s_order_key)
+    return [(n, int(np.shape(std_or_G[n])[-1]), n.startswith("toRGB")) for n in names]
+
+
+def num_relevance_channels(G, max_resolution: Optional[int] = None) -> int:
+    return sum(l.channels for l in G.layout if not l.is_torgb and
+               (max_resolution is None or l.resolution <= max_resolution))
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. StyleSpace statistics
+# ------------------------------------------------------------------------------------------------
+@jax.jit
+def _styles_of_z(G, z, psi, cutoff_mask):
+    ws = G.mapping(z, truncation_psi=1.0)
+    t = G.mean_w() + psi * (ws - G.mean_w())
+    ws = jnp.where(cutoff_mask[None, :, None], t, ws)
+    return _w_to_s(G, ws)
+
+
+def _w_to_s(G, ws):
+    from .generator import w_to_s
+    return w_to_s(G.params, G.cfg, ws)
+
+
+def sample_ws(G, num: int, truncation_psi: float = 0.7, truncation_cutoff: Optional[int] = 8, seed: int = 0,
+              start: int = 0) -> np.ndarray:
+    """W+ of samples [start, start+num) of the stream z = RandomState(seed).randn(., z_dim)."""
+    rs = np.random.RandomState(seed)
+    if start:
+        rs.randn(start, G.cfg.z_dim)
+    z = rs.randn(num, G.cfg.z_dim).astype(np.float32)
+    return np.asarray(G.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff))
+
+
+def style_stats(G, num_samples: int = 100_000, truncation_psi: float = 0.7, truncation_cutoff: Optional[int] = 8,
+                seed: int = 0, batch_size: int = 2000, progress: bool = False):
+    """Per-channel mean and std (ddof 0) of every S layer over `num_samples` mapped samples.
+
+    z = RandomState(seed).randn(num_samples, z_dim) (official: seed 5, 100k, psi 0.7, cutoff 8);
+    computed in jitted batches with float64 accumulation. Returns (mean, std): dicts name -> (C,).
+    """
+    rs = np.random.RandomState(seed)
+    cut = G.num_ws if truncation_cutoff is None else int(truncation_cutoff)
+    mask = jnp.arange(G.num_ws) < cut
+    sums: Dict[str, np.ndarray] = {}
+    sqs: Dict[str, np.ndarray] = {}
+    done = 0
+    bar = _progress(num_samples, "S statistics", progress)
+    while done < num_samples:
+        b = min(batch_size, num_samples - done)
+        z = rs.randn(b, G.cfg.z_dim).astype(np.float32)
+        s = _styles_of_z(G, z, jnp.float32(truncation_psi), mask)
+        for k, v in s.items():
+            v = np.asarray(v, np.float64)
+            sums[k] = sums.get(k, 0.0) + v.sum(0)
+            sqs[k] = sqs.get(k, 0.0) + (v * v).sum(0)
+        done += b
+        bar.update(b)
+    bar.close()
+    names = [l.name for l in G.layout]
+    mean = {k: (sums[k] / num_samples).astype(np.float32) for k in names}
+    std = {k: np.sqrt(np.maximum(sqs[k] / num_samples - (sums[k] / num_samples) ** 2, 0.0)).astype(np.float32)
+           for k in names}
+    return mean, std
+
+
+def save_stats(path, mean, std) -> None:
+    io_utils.write_npz(path, **{f"mean/{k}": v for k, v in mean.items()}, **{f"std/{k}": v for k, v in std.items()})
+
+
+def load_stats(path, G=None):
+    """(mean, std) dicts from save_stats' .npz; checked against G's layout when given."""
+    try:
+        with np.load(path) as z:
+            mean = {k[5:]: z[k] for k in z.files if k.startswith("mean/")}
+            std = {k[4:]: z[k] for k in z.files if k.startswith("std/")}
+    except Exception as e:
+        raise ValueError(f"StyleSpace statistics file {path} could not be read: {e}") from None
+    order = sorted(mean, key=_s_order_key)
+    mean = {k: mean[k] for k in order}
+    std = {k: std[k] for k in order}
+    if G is not None:
+        want = [(l.name, l.channels) for l in G.layout]
+        got = [(k, int(v.shape[0])) for k, v in mean.items()]
+        if want != got:
+            raise ValueError(f"StyleSpace statistics file {path} does not match this generator's layout")
+    return mean, std
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. Channel relevance sweep
+# ------------------------------------------------------------------------------------------------
+def _progress(total, desc, enabled=True):
+    if enabled and jax.process_index() == 0:
+        from tqdm import tqdm
+        return tqdm(total=total, desc=desc, unit="ch" if "channel" in desc else "it", dynamic_ncols=True)
+
+    class _Null:
+        def update(self, n):
+            pass
+
+        def close(self):
+            pass
+    return _Null()
+
+
+def _clip_features(clip, images):
+    """Unit image embeddings (N, D) through the bundle's pure `image_embed_fn(params, images)`."""
+    return clip.image_embed_fn(clip.params, images)
+
+
+def _prefix(G, s, layer_index: int, noise_mode: str):
+    """State (x, img) before S layer `layer_index` for the images of `s` (computed once per layer)."""
+    return synthesis_layers(G.params, G.cfg, s, start=0, stop=layer_index, noise_mode=noise_mode)
+
+
+def _block_sum(G, clip, state, s, idx, mean_l, std_l, *, layer_index: int, alpha: float, noise_mode: str):
+    """Sum over this chunk's images of the normalised CLIP difference for each channel in `idx`.
+
+    state: prefix (x, img) of M images; s: S dict (M, C) for layers >= layer_index; idx: (B,) ints.
+    Returns (B, D).
+    """
+    layer = G.layout[layer_index]
+    base = s[layer.name]
+    m = base.shape[0]
+
+    def tile2(a):
+        return None if a is None else jnp.concatenate([a, a], axis=0)
+
+    state2 = (tile2(state[0]), tile2(state[1]))
+    rest2 = {k: tile2(v) for k, v in s.items() if k != layer.name}
+
+    def one(c):
+        col = jax.nn.one_hot(c, base.shape[1], dtype=base.dtype)
+        mu, sd = jnp.sum(mean_l * col), jnp.sum(std_l * col)
+        centred = base * (1 - col) + mu * col
+        codes = jnp.concatenate([centred - alpha * sd * col, centred + alpha * sd * col], axis=0)  # (2M, C)
+        _, img = synthesis_layers(G.params, G.cfg, {**rest2, layer.name: codes}, start=layer_index,
+                                  state=state2, noise_mode=noise_mode)
+        f = _clip_features(clip, img)
+        d = f[m:] - f[:m]
+        d = d / jnp.linalg.norm(d, axis=-1, keepdims=True)
+        return jnp.sum(d, axis=0)
+
+    return jax.vmap(one)(idx)
+
+
+def relevance_from_features(all_f):
+    """Official GetFs normalisation of (channels, images, 2, D) features -> (channels, D)."""
+    return gd_math.relevance_from_features(all_f)
+
+
+def _settings_hash(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class SweepPlan:
+    """The fixed partition of the sweep into (layer, channel block) units, in official order."""
+
+    def __init__(self, G, block_size: int, max_resolution: Optional[int] = None):
+        self.units: List[Tuple[int, int, int]] = []  # (layer_index, start, stop)
+        for l in G.layout:
+            if l.is_torgb or (max_resolution is not None and l.resolution > max_resolution):
+                continue
+            for a in range(0, l.channels, block_size):
+                self.units.append((l.index, a, min(a + block_size, l.channels)))
+        self.num_channels = sum(b - a for _, a, b in self.units)
+
+    @staticmethod
+    def block_name(layer_index, start):
+        return f"L{layer_index:02d}_C{start:05d}.npy"
+
+
+def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, seed: int = 0,
+                      truncation_psi: float = 0.7, truncation_cutoff: Optional[int] = 8, alpha: float = 5.0,
+                      max_resolution: Optional[int] = None, block_size: int = 16, image_batch: Optional[int] = None,
+                      out_dir=None, precision: str = "float32", devices=None, noise_mode: str = "const",
+                      progress: bool = True, stop_after_blocks: Optional[int] = None) -> Optional[np.ndarray]:
+    """The channel-relevance array fs3 (num_channels, D) in official order (see module docstring).
+
+    Args:
+      mean, std: style_stats dicts. num_images: M (official 100), images = the first M samples of
+        the seed stream (or `ws` (M, num_ws, w_dim) if given).
+      max_resolution: only layers up to this resolution (official torch script: 128).
+      block_size: channels per compiled call (padded to a multiple of the device count).
+      image_batch: images per call (default all M); the per-image differences are summed over
+        chunks and normalised at the end, which equals the all-at-once average direction.
+      out_dir: if given, finished blocks go to out_dir/blocks/*.npy (atomic) and fs3.npy at the end;
+        a restarted sweep skips finished blocks and gives a bit-identical array.
+      precision: "float32" (default) or "bfloat16" (bf16 matmul/conv inputs, f32 accumulation).
+      devices: devices for the mesh (default: all `jax.devices()`); channels are sharded across them.
+      stop_after_blocks: testing hook, return None after computing that many new blocks.
+    """
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision={precision!r}: expected 'float32' or 'bfloat16'")
+    devices = list(jax.devices() if devices is None else devices)
+    nd = len(devices)
+    bsz = int(math.ceil(block_size / nd) * nd)
+    if ws is None:
+        ws = sample_ws(G, num_images, truncation_psi, truncation_cutoff, seed)
+    ws = np.asarray(ws, np.float32)
+    m = ws.shape[0]
+    ib = m if image_batch is None else max(1, min(int(image_batch), m))
+    s_all = {k: np.asarray(v) for k, v in G.w_to_s(ws).items()}
+    plan = SweepPlan(G, bsz, max_resolution)
+    settings = {"generator": G.config, "num_images": m, "ws_sha": hashlib.sha256(ws.tobytes()).hexdigest()[:16],
+                "alpha": alpha, "block_size": bsz, "image_batch": ib, "max_resolution": max_resolution,
+                "precision": precision, "noise_mode": noise_mode, "clip_preprocess": getattr(clip, "preprocess", None),
+                "clip_embed_dim": clip.embed_dim,
+                "stats_sha": hashlib.sha256(b"".join(np.asarray(std[l.name]).tobytes() + np.asarray(mean[l.name]).tobytes()
+                                                     for l in G.layout)).hexdigest()[:16]}
+    blocks_dir = None
+    writer = jax.process_index() == 0
+    if out_dir is not None:
+        out_dir = pathlib.Path(out_dir)
+        blocks_dir = out_dir / "blocks"
+        manifest = out_dir / "sweep.json"
+        if manifest.exists():
+            old = json.loads(manifest.read_text())
+            if old.get("hash") != _settings_hash(settings):
+                raise ValueError(f"{manifest}: an unfinished sweep with other settings lives in {out_dir}; "
+                                 f"use another directory or delete it")
+        elif writer:
+            blocks_dir.mkdir(parents=True, exist_ok=True)
+            io_utils.write_json(manifest, {"hash": _settings_hash(settings), "settings": settings})
+
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    mesh = Mesh(np.asarray(devices), ("d",))
+    repl = NamedSharding(mesh, P())
+    chan = NamedSharding(mesh, P("d"))
+    compiled = {}
+
+    def fn_for(li):
+        if li not in compiled:
+            f = jax.jit(lambda G_, clip_, state, s, idx, mu, sd: _block_sum(
+                G_, clip_, state, s, idx, mu, sd, layer_index=li, alpha=alpha, noise_mode=noise_mode),
+                out_shardings=chan)
+            pre = jax.jit(lambda G_, s: _prefix(G_, s, li, noise_mode), out_shardings=repl)
+            compiled[li] = (f, pre)
+        return compiled[li]
+
+    ctx = jax.default_matmul_precision("bfloat16" if precision == "bfloat16" else "highest")
+    results: Dict[Tuple[int, int], np.ndarray] = {}
+    todo = []
+    for (li, a, b) in plan.units:
+        path = None if blocks_dir is None else blocks_dir / SweepPlan.block_name(li, a)
+        if path is not None and path.exists():
+            results[(li, a)] = np.load(path)
+        else:
+            todo.append((li, a, b))
+    bar = _progress(plan.num_channels, "channel relevance", progress)
+    bar.update(sum(b - a for (li, a, b) in plan.units if (li, a) in results))
+    G_r = jax.device_put(G, repl)
+    clip_r = jax.device_put(clip, repl)
+    computed = 0
+    prefix_cache: Dict[int, list] = {}
+    with ctx:
+        for (li, a, b) in todo:
+            f, pre = fn_for(li)
+            layer = G.layout[li]
+            names = [l.name for l in G.layout[li:]]
+            if li not in prefix_cache:
+                prefix_cache.clear()  # keep only the current layer's activations
+                chunks = []
+                for i0 in range(0, m, ib):
+                    s_c = {k: jax.device_put(v[i0:i0 + ib], repl) for k, v in s_all.items()}
+                    state = pre(G_r, {k: s_c[k] for k in s_c if k in [l.name for l in G.layout[:li]]})
+                    chunks.append((state, {k: s_c[k] for k in names}))
+                prefix_cache[li] = chunks
+            idx = np.arange(a, a + bsz) % layer.channels  # pad the last block by wrapping
+            idx_d = jax.device_put(jnp.asarray(idx, jnp.int32), chan)
+            mu = jax.device_put(jnp.asarray(mean[layer.name]), repl)
+            sd = jax.device_put(jnp.asarray(std[layer.name]), repl)
+            acc = None
+            for state, s_c in prefix_cache[li]:
+                part = f(G_r, clip_r, state, s_c, idx_d, mu, sd)
+                acc = part if acc is None else acc + part
+            acc = _gather(acc)[: b - a]
+            block = (acc / np.linalg.norm(acc, axis=-1, keepdims=True)).astype(np.float32)
+            results[(li, a)] = block
+            if blocks_dir is not None and writer:
+                io_utils.write_npy(blocks_dir / SweepPlan.block_name(li, a), block)
+            bar.update(b - a)
+            computed += 1
+            if stop_after_blocks is not None and computed >= stop_after_blocks:
+                bar.close()
+                return None
+    bar.close()
+    fs3 = np.concatenate([results[(li, a)] for (li, a, _) in plan.units], axis=0)
+    if out_dir is not None and writer:
+        io_utils.write_npy(out_dir / "fs3.npy", fs3)
+    return fs3
+
+
+def _gather(x) -> np.ndarray:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
+
+
+def channel_relevance_naive(G, clip, mean, std, ws, layer_names: Sequence[str], channels: Sequence[int],
+                            alpha: float = 5.0, noise_mode: str = "const") -> np.ndarray:
+    """Slow reference: full synthesis from S for every (channel, image, sign), then GetFs."""
+    s = {k: np.asarray(v) for k, v in G.w_to_s(ws).items()}
+    feats = []
+    for name, c in zip(layer_names, channels):
+        per = []
+        for sign in (-1.0, 1.0):
+            e = {k: v.copy() for k, v in s.items()}
+            e[name][:, c] = mean[name][c] + sign * alpha * std[name][c]
+            per.append(np.asarray(_clip_features(clip, G.synthesis_from_s(e, noise_mode=noise_mode))))
+        feats.append(np.stack(per, axis=1))  # (M, 2, D)
+    return np.asarray(relevance_from_features(np.stack(feats)))
+
+
+def agreement(fs3_a, fs3_b) -> float:
+    """Mean cosine between corresponding rows of two fs3 arrays (precision comparison)."""
+    a = np.asarray(fs3_a, np.float64)
+    b = np.asarray(fs3_b, np.float64)
+    return float(np.mean(np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))))
+
+
+def load_fs3(path, G) -> np.ndarray:
+    """Load an fs3 .npy (ours or a published StyleCLIP one) and check it against G's layout."""
+    return gd_math.load_fs3(path, layout_of(G))
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. Text -> direction -> edit
+# ------------------------------------------------------------------------------------------------
+def text_direction(clip, neutral: str, target: str) -> jnp.ndarray:
+    """dt (D,) = normalise(t(target) - t(neutral)), each averaged over the 79 ImageNet templates."""
+    return clip.text_direction(target, neutral)
+
+
+def direction(fs3, dt, std, beta: float):
+    """(delta_s: dict layer -> (C,) with toRGB layers zero, num_kept) for relevance threshold beta."""
+    return gd_math.direction(fs3, dt, std, beta, layout_of(std))
+
+
+def apply(s, delta_s, alpha):
+    """s + alpha * delta_s per layer (alpha scalar -> (N, C); (A,) -> (N, A, C))."""
+    return gd_math.apply(s, delta_s, alpha)
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. Batched directional studies
+# ------------------------------------------------------------------------------------------------
+@jax.jit
+def _render_cells(G, s, delta, alphas):
+    """s: (N, C) dicts; delta: (K, C) dicts (K = P*B); alphas (A,) -> images (K, A, N, H, W, 3)."""
+    from .generator import synthesis_from_s
+    k = next(iter(delta.values())).shape[0]
+    a = alphas.shape[0]
+    n = next(iter(s.values())).shape[0]
+    edited = {name: (s[name][None, None] + alphas[None, :, None, None] * delta[name][:, None, None, :]
+                     ).reshape(k * a * n, -1) for name in s}
+    img = synthesis_from_s(G.params, G.cfg, edited, "const")
+    return img.reshape(k, a, n, *img.shape[1:])
+
+
+def study(G, clip, ws, prompt_pairs: Sequence[Tuple[str, str]], alphas: Sequence[float], betas: Sequence[float],
+          fs3, mean, std, arc=None, max_images_per_call: int = 64):
+    """Edit N images with P (neutral, target) pairs x A alphas x B betas.
+
+    Returns dict: source (N,H,W,3), edited (P,A,B,N,H,W,3), num_kept (P,B), mean_abs_delta (P,A,B),
+    clip_before (P,N), clip_after (P,A,B,N) (cosine to the target text), id_similarity (P,A,B,N) or None.
+    """
+    ws = jnp.asarray(ws, jnp.float32)
+    s = G.w_to_s(ws)
+    n = ws.shape[0]
+    P, A, B = len(prompt_pairs), len(alphas), len(betas)
+    alphas_j = jnp.asarray(alphas, jnp.float32)
+    deltas, kept = [], np.zeros((P, B), np.int64)
+    for p, (neutral, target) in enumerate(prompt_pairs):
+        dt = text_direction(clip, neutral, target)
+        for b, beta in enumerate(betas):
+            d, k = direction(fs3, dt, std, float(beta))
+            deltas.append(d)
+            kept[p, b] = int(k)
+    delta = {name: jnp.stack([d[name] for d in deltas]) for name in s}  # (P*B, C)
+    # render in groups of (prompt, beta) cells so each call has at most ~max_images_per_call images
+    per_cell = A * n
+    group = max(1, max_images_per_call // max(per_cell, 1))
+    imgs = []
+    for g0 in range(0, P * B, group):
+        sub = {k: v[g0:g0 + group] for k, v in delta.items()}
+        imgs.append(np.asarray(_render_cells(G, s, sub, alphas_j)))
+    imgs = np.concatenate(imgs)  # (P*B, A, N, H, W, 3)
+    edited = imgs.reshape(P, B, A, n, *imgs.shape[3:]).transpose(0, 2, 1, 3, 4, 5, 6)  # (P, A, B, N, ...)
+    source = np.asarray(G.synthesis_from_s(s))
+    t_emb = clip.encode_texts([t for _, t in prompt_pairs])  # (P, D)
+    e_src = np.asarray(clip.encode_images(source))
+    clip_before = e_src @ np.asarray(t_emb).T  # (N, P)
+    flat = edited.reshape(-1, *edited.shape[4:])
+    e_edit = np.concatenate([np.asarray(clip.encode_images(flat[i:i + 256])) for i in range(0, len(flat), 256)])
+    e_edit = e_edit.reshape(P, A, B, n, -1)
+    clip_after = np.einsum("pabnd,pd->pabn", e_edit, np.asarray(t_emb))
+    nt = [name for name, c, rgb in layout_of(G) if not rgb]
+    mad = np.zeros((P, A, B))
+    for p in range(P):
+        for b in range(B):
+            flat_d = np.concatenate([np.asarray(delta[name][p * B + b]) for name in nt])
+            mad[p, :, b] = np.abs(np.asarray(alphas))[:] * np.mean(np.abs(flat_d))
+    idsim = None
+    if arc is not None:
+        from .arcface import identity_similarity
+        src_rep = np.broadcast_to(source, edited.shape).reshape(flat.shape)
+        idsim = np.concatenate([np.asarray(identity_similarity(arc, flat[i:i + 64], src_rep[i:i + 64]))
+                                for i in range(0, len(flat), 64)]).reshape(P, A, B, n)
+    return {"source": source, "edited": edited, "num_kept": kept, "mean_abs_delta": mad,
+            "clip_before": clip_before.T, "clip_after": clip_after, "id_similarity": idsim}

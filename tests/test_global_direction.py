@@ -1,0 +1,176 @@
+"""Global directions: statistics vs the fixture, the vectorised/prefix-reusing sweep vs a naive
+full recomputation, kill-and-resume, 4 forced CPU devices vs 1, official fs3 files, and edits."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import styleclip_jax as sc
+from styleclip_jax import global_direction as gd
+from tiny_models import linear_embedder, tiny_generator
+
+# 8 px, 8 channels: 3 edited layers, 24 channels; keeps the per-layer compiles cheap
+GD_G = sc.GeneratorConfig(z_dim=8, w_dim=8, img_resolution=8, channel_base=64, channel_max=8, mapping_layers=2)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def setup():
+    G = tiny_generator(cfg=GD_G)
+    clip = linear_embedder(GD_G.img_resolution)
+    mean, std = gd.style_stats(G, num_samples=300, seed=5, batch_size=128)
+    return G, clip, mean, std
+
+
+def test_style_stats_match_official(fixtures_dir):
+    G = sc.load_generator(fixtures_dir / "stylegan2_ada" / "G.pkl")
+    e = np.load(fixtures_dir / "stylegan2_ada" / "expected.npz")
+    mean, std = gd.style_stats(G, num_samples=1000, truncation_psi=0.7, truncation_cutoff=8, seed=5, batch_size=300)
+    assert list(mean) == [l.name for l in G.layout]
+    for k in mean:
+        np.testing.assert_allclose(mean[k], e["s_mean_" + k], atol=1e-5, err_msg=k)
+        np.testing.assert_allclose(std[k], e["s_std_" + k], atol=1e-5, err_msg=k)
+
+
+def test_sweep_equals_naive_recomputation(setup):
+    G, clip, mean, std = setup
+    ws = gd.sample_ws(G, 3, seed=1)
+    fs3 = gd.channel_relevance(G, clip, mean, std, ws=ws, block_size=4, image_batch=2, progress=False)
+    assert fs3.shape == (gd.num_relevance_channels(G), clip.embed_dim)
+    np.testing.assert_allclose(np.linalg.norm(fs3, axis=1), 1.0, atol=1e-5)
+    # naive: full synthesis for a few channels in several layers, official GetFs normalisation
+    layers = [l for l in G.layout if not l.is_torgb]
+    offs = np.cumsum([0] + [l.channels for l in layers])
+    picks = [(layers[0], 0), (layers[1], 5), (layers[2], 6), (layers[-1], 3)]
+    ref = gd.channel_relevance_naive(G, clip, mean, std, ws, [l.name for l, _ in picks], [c for _, c in picks])
+    got = np.stack([fs3[offs[layers.index(l)] + c] for l, c in picks])
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    wrong = np.stack([fs3[offs[layers.index(l)] + c + 1] for l, c in picks])
+    assert np.abs(wrong - ref).max() > 1e-2
+
+
+def test_max_resolution_restricts_layers(setup):
+    G, clip, mean, std = setup
+    ws = gd.sample_ws(G, 2, seed=1)
+    fs3 = gd.channel_relevance(G, clip, mean, std, ws=ws, max_resolution=8, block_size=16, progress=False)
+    assert fs3.shape[0] == sum(l.channels for l in G.layout if not l.is_torgb and l.resolution <= 8)
+
+
+def test_resume_is_bit_identical(setup, tmp_path):
+    G, clip, mean, std = setup
+    ws = gd.sample_ws(G, 2, seed=2)
+    kw = dict(ws=ws, block_size=8, progress=False)
+    full = gd.channel_relevance(G, clip, mean, std, out_dir=tmp_path / "a", **kw)
+    assert gd.channel_relevance(G, clip, mean, std, out_dir=tmp_path / "b", stop_after_blocks=3, **kw) is None
+    assert len(list((tmp_path / "b" / "blocks").glob("*.npy"))) == 3
+    resumed = gd.channel_relevance(G, clip, mean, std, out_dir=tmp_path / "b", **kw)
+    np.testing.assert_array_equal(resumed, full)
+    np.testing.assert_array_equal(np.load(tmp_path / "b" / "fs3.npy"), full)
+    with pytest.raises(ValueError, match="other settings"):
+        gd.channel_relevance(G, clip, mean, std, out_dir=tmp_path / "b", ws=ws, block_size=4, progress=False)
+
+
+_CHILD = textwrap.dedent("""
+    import os, sys, numpy as np
+    sys.path.insert(0, {tests!r})
+    import jax
+    jax.config.update("jax_default_matmul_precision", "highest")
+    from styleclip_jax import global_direction as gd
+    import styleclip_jax as sc
+    from tiny_models import linear_embedder, tiny_generator
+    cfg = sc.GeneratorConfig(z_dim=8, w_dim=8, img_resolution=8, channel_base=64, channel_max=8, mapping_layers=2)
+    G, clip = tiny_generator(cfg=cfg), linear_embedder(8)
+    mean, std = gd.style_stats(G, num_samples=300, seed=5, batch_size=128)
+    ws = gd.sample_ws(G, 2, seed=3)
+    out = sys.argv[1]
+    if sys.argv[2] == "kill":
+        import signal
+        orig = gd.io_utils.write_npy
+        count = [0]
+        def write_then_die(path, arr):
+            orig(path, arr)
+            if "blocks" in str(path):
+                count[0] += 1
+                if count[0] == 2:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        gd.io_utils.write_npy = write_then_die
+    fs3 = gd.channel_relevance(G, clip, mean, std, ws=ws, block_size=4, out_dir=out, progress=False)
+    print("DEVICES", jax.device_count())
+""")
+
+
+def _run_child(tmp_path, out, mode, devices=1):
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD.format(tests=os.path.join(REPO, "tests")))
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    return subprocess.run([sys.executable, str(script), str(out), mode], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_sigkill_resume_and_four_devices_equal_one(setup, tmp_path):
+    G, clip, mean, std = setup
+    ws = gd.sample_ws(G, 2, seed=3)
+    fresh = gd.channel_relevance(G, clip, mean, std, ws=ws, block_size=4, progress=False)
+    killed = _run_child(tmp_path, tmp_path / "k", "kill")
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert not (tmp_path / "k" / "fs3.npy").exists()
+    assert len(list((tmp_path / "k" / "blocks").glob("*.npy"))) == 2
+    resumed = _run_child(tmp_path, tmp_path / "k", "run")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    four = _run_child(tmp_path, tmp_path / "four", "run", devices=4)
+    assert four.returncode == 0 and "DEVICES 4" in four.stdout, four.stderr[-2000:]
+    a, b = (np.load(tmp_path / d / "fs3.npy") for d in ("k", "four"))
+    np.testing.assert_array_equal(a, fresh)   # killed + resumed == uninterrupted (bit for bit)
+    np.testing.assert_allclose(b, fresh, atol=1e-6)  # sharded over 4 devices == 1 device
+
+
+def test_direction_and_apply_match_fixture_math(fixtures_dir):
+    e = np.load(fixtures_dir / "global_direction" / "expected.npz")
+    cfg = json.load(open(fixtures_dir / "global_direction" / "config.json"))
+    lay = cfg["fake_layout"]
+    # our own layer names for the toy layout, in S order, so layout_of() can order them
+    std = {n: e[f"layout_code_std_{i:02d}"] for i, n in enumerate(lay["s_names"])}
+    dt = gd.gd_math.text_direction_from_embeddings(e["text_emb_target"], e["text_emb_neutral"])[0]
+    np.testing.assert_allclose(dt, e["dt"], atol=1e-6)
+    fs3 = gd.relevance_from_features(e["all_f"])
+    np.testing.assert_allclose(fs3, e["fs3"], atol=1e-6)
+    for beta, tag in [(0.0, "0p0"), (0.1, "0p1"), (0.2, "0p2")]:
+        delta, kept = gd.direction(fs3, e["dt"], std, beta)
+        assert int(kept) == int(e[f"num_c_beta_{tag}"])
+        for i, n in enumerate(lay["s_names"]):
+            np.testing.assert_allclose(delta[n], e[f"boundary_beta_{tag}_layer_{i:02d}"], atol=1e-6)
+    delta, _ = gd.direction(fs3, e["dt"], std, 0.1)
+    s = {n: e[f"layout_dlatents_{i:02d}"] for i, n in enumerate(lay["s_names"])}
+    edited = gd.apply(s, delta, np.asarray(e["mscode_alpha"], np.float32))
+    for i, n in enumerate(lay["s_names"]):
+        np.testing.assert_allclose(edited[n], e[f"mscode_layer_{i:02d}"], atol=1e-5)
+
+
+def test_official_fs3_file_drives_an_edit(setup, tmp_path):
+    G, clip, mean, std = setup
+    k = gd.num_relevance_channels(G)
+    rng = np.random.RandomState(0)
+    fs3 = rng.randn(k, clip.embed_dim).astype(np.float32)
+    fs3 /= np.linalg.norm(fs3, axis=1, keepdims=True)
+    np.save(tmp_path / "fs3.npy", fs3)  # the published format: plain (channels, D) float array
+    loaded = gd.load_fs3(tmp_path / "fs3.npy", G)
+    dt = fs3[7] + 0.1 * rng.randn(clip.embed_dim).astype(np.float32)
+    dt /= np.linalg.norm(dt)
+    delta, kept = gd.direction(loaded, dt, std, 0.3)
+    assert 0 < int(kept) < k
+    for l in G.layout:
+        if l.is_torgb:
+            assert np.all(np.asarray(delta[l.name]) == 0)
+    s = G.w_to_s(gd.sample_ws(G, 2, seed=4))
+    img0 = G.synthesis_from_s(s)
+    img1 = G.synthesis_from_s(gd.apply(s, delta, 3.0))
+    assert np.abs(np.asarray(img1) - np.asarray(img0)).max() > 1e-3
+    np.save(tmp_path / "bad.npy", fs3[:10])
+    with pytest.raises(ValueError, match="bad.npy"):
+        gd.load_fs3(tmp_path / "bad.npy", G)
