@@ -112,3 +112,31 @@ def save_png(path, array_uint8, min_size: int = 0) -> None:
 
 def save_grid(path, images, rows: int, cols: int, min_size: int = 256) -> None:
     save_png(path, image_grid(images, rows, cols), min_size=min_size)
+
+
+def parse_list(value, flag: str, item_type=str) -> list:
+    """A config list given as a JSON/Python list string ('["a", "b"]', '[-2, 0, 2]'), a tuple/list,
+    or a single scalar/string -> list of item_type. Raises one clear error naming the flag."""
+    import ast
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    elif isinstance(value, str) and value.strip().startswith(("[", "(")):
+        try:
+            items = list(ast.literal_eval(value.strip()))
+        except (ValueError, SyntaxError):
+            raise ValueError(f"{flag}={value!r}: expected a list like '[\"a\", \"b\"]' or '[1, 2]'") from None
+    elif isinstance(value, str) and item_type is not str:
+        items = [v for v in value.split(",") if v.strip()]
+    else:
+        items = [value]
+    try:
+        out = [item_type(v) for v in items]
+    except (TypeError, ValueError):
+        raise ValueError(f"{flag}={value!r}: every item must be a {item_type.__name__}") from None
+    if not out or (item_type is str and any(not s.strip() for s in out)):
+        raise ValueError(f"{flag}={value!r}: expected at least one non-empty item")
+    return out
+
+
+def parse_float_list(value, flag: str) -> list:
+    return parse_list(value, flag, float)

@@ -8,6 +8,7 @@ from .generator import Generator, GeneratorConfig, check_params
 
 ASSETS = pathlib.Path(__file__).resolve().parent / "assets"
 SHAPES_GENERATOR = ASSETS / "shapes_generator"
+SHIPPED_GD = ASSETS / "shapes_global_direction"  # shipped stats + fs3 of the shapes world
 
 
 def resolve_generator_path(path) -> pathlib.Path:

@@ -1,0 +1,208 @@
+"""`--mode=global_direction`: cached stats + fs3, then a batched (prompt pair x alpha x beta) study."""
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import pathlib
+import shutil
+
+import numpy as np
+
+from .. import io_utils
+
+
+def validate(config) -> None:
+    targets(config)
+    alphas(config)
+    betas(config)
+    if config.latents is None:
+        io_utils.parse_seeds(config.seeds)
+    elif not pathlib.Path(config.latents).is_file():
+        raise ValueError(f"--config.latents={config.latents}: file not found")
+    if config.fs3 is not None and not pathlib.Path(config.fs3).is_file():
+        raise ValueError(f"--config.fs3={config.fs3}: file not found (expected an fs3 .npy)")
+    if config.sweep_precision not in ("float32", "bfloat16"):
+        raise ValueError(f"--config.sweep_precision={config.sweep_precision!r}: expected float32 or bfloat16")
+    if int(config.stats_samples) < 2 or int(config.sweep_images) < 1:
+        raise ValueError("--config.stats_samples must be >= 2 and --config.sweep_images >= 1")
+    if config.clip_preprocess not in (None, "official", "normalized", "resize"):
+        raise ValueError(f"--config.clip_preprocess={config.clip_preprocess!r}: expected official|normalized|resize")
+
+
+def targets(config):
+    if config.targets is not None:
+        return io_utils.parse_list(config.targets, "--config.targets")
+    return io_utils.parse_list(config.target, "--config.target")
+
+
+def alphas(config):
+    if config.alphas is not None:
+        return io_utils.parse_float_list(config.alphas, "--config.alphas")
+    return [float(config.alpha)]
+
+
+def betas(config):
+    b = io_utils.parse_float_list(config.betas, "--config.betas") if config.betas is not None else [float(config.beta)]
+    if any(x < 0 for x in b):
+        raise ValueError("--config.beta(s) must be >= 0")
+    return b
+
+
+def cache_dir_for(config) -> pathlib.Path:
+    """Cache next to the checkpoint when writable, else ~/.cache/styleclip_jax/<hash>."""
+    if config.cache_dir:
+        return pathlib.Path(config.cache_dir)
+    from ..loaders import resolve_generator_path
+    src = resolve_generator_path(config.generator)
+    cand = (src if src.is_dir() else src.parent / (src.name + ".cache")) / "global_direction"
+    if str(config.generator) != "shapes":
+        try:
+            cand.mkdir(parents=True, exist_ok=True)
+            if os.access(cand, os.W_OK):
+                return cand
+        except OSError:
+            pass
+    h = hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:12]
+    return pathlib.Path(os.path.expanduser("~/.cache/styleclip_jax")) / f"{src.name}-{h}" / "global_direction"
+
+
+def _clip_preprocess(config) -> str:
+    if config.clip_preprocess:
+        return config.clip_preprocess
+    return "official" if str(config.clip_model) == "shapes" else "normalized"
+
+
+def precompute(config, G, clip, verbose=True):
+    """(mean, std, fs3, paths): load from the cache (or the shipped shapes assets) or compute and cache."""
+    from .. import global_direction as gd
+    from ..loaders import SHIPPED_GD
+    cache = cache_dir_for(config)
+    stats_name = (f"stats_n{int(config.stats_samples)}_psi{float(config.stats_truncation_psi)}"
+                  f"_cut{config.stats_truncation_cutoff}_seed{int(config.stats_seed)}.npz")
+    clip_tag = hashlib.sha256(f"{config.clip_model}|{clip.preprocess}".encode()).hexdigest()[:8]
+    sweep_name = (f"fs3_m{int(config.sweep_images)}_a{float(config.sweep_alpha)}_res{config.sweep_max_resolution}"
+                  f"_{config.sweep_precision}_clip{clip_tag}")
+    shipped = None
+    if str(config.generator) == "shapes" and str(config.clip_model) == "shapes":
+        shipped = SHIPPED_GD
+    stats_path = cache / stats_name
+    if shipped is not None and (shipped / stats_name).is_file():
+        stats_path = shipped / stats_name
+    if stats_path.is_file():
+        mean, std = gd.load_stats(stats_path, G)
+        if verbose:
+            print(f"StyleSpace statistics: {stats_path}")
+    else:
+        if verbose:
+            print(f"computing StyleSpace statistics over {int(config.stats_samples)} samples -> {stats_path}")
+        mean, std = gd.style_stats(G, int(config.stats_samples), float(config.stats_truncation_psi),
+                                   config.stats_truncation_cutoff, int(config.stats_seed), progress=verbose)
+        import jax
+        if jax.process_index() == 0:
+            gd.save_stats(stats_path, mean, std)
+    if config.fs3:
+        fs3 = gd.load_fs3(config.fs3, G)
+        fs3_path = pathlib.Path(config.fs3)
+    else:
+        fs3_path = cache / sweep_name / "fs3.npy"
+        if shipped is not None and (shipped / sweep_name / "fs3.npy").is_file():
+            fs3_path = shipped / sweep_name / "fs3.npy"
+        if fs3_path.is_file():
+            fs3 = gd.load_fs3(fs3_path, G)
+            if verbose:
+                print(f"channel relevance (fs3): {fs3_path}")
+        else:
+            if verbose:
+                n = gd.num_relevance_channels(G, config.sweep_max_resolution)
+                print(f"channel-relevance sweep: {n} channels x {int(config.sweep_images)} images -> {fs3_path}")
+            fs3 = gd.channel_relevance(
+                G, clip, mean, std, num_images=int(config.sweep_images), seed=int(config.stats_seed),
+                truncation_psi=float(config.stats_truncation_psi), truncation_cutoff=config.stats_truncation_cutoff,
+                alpha=float(config.sweep_alpha), max_resolution=config.sweep_max_resolution,
+                block_size=int(config.sweep_block_size), image_batch=config.sweep_image_batch,
+                out_dir=fs3_path.parent, precision=config.sweep_precision, progress=verbose)
+    return mean, std, fs3, {"stats": str(stats_path), "fs3": str(fs3_path)}
+
+
+def load_models(config):
+    from ..arcface import load_arcface
+    from ..clip import load_clip
+    from ..loaders import load_generator
+    G = load_generator(config.generator)
+    clip = load_clip(config.clip_model, preprocess=_clip_preprocess(config))
+    arc = load_arcface(config.arcface) if config.arcface else None
+    return G, clip, arc
+
+
+def run(config, workdir: str) -> dict:
+    import jax
+    from .. import global_direction as gd
+    from ..generator import seeds_to_z
+    from ..latents_io import load_latents
+    validate(config)
+    T, A, B = targets(config), alphas(config), betas(config)
+    G, clip, arc = load_models(config)
+    mean, std, fs3, paths = precompute(config, G, clip)
+    if config.latents is not None:
+        ws = load_latents(config.latents, G.num_ws, G.cfg.w_dim)
+        labels = [f"latent {i}" for i in range(len(ws))]
+    else:
+        seeds = io_utils.parse_seeds(config.seeds)
+        ws = np.asarray(G.mapping(seeds_to_z(seeds, G.cfg.z_dim), truncation_psi=float(config.truncation_psi)))
+        labels = [f"seed {s}" for s in seeds]
+    pairs = [(config.neutral, t) for t in T]
+    res = gd.study(G, clip, ws, pairs, A, B, fs3, mean, std, arc=arc)
+    if jax.process_index() != 0:
+        return {}
+    return write_outputs(pathlib.Path(workdir), res, pairs, A, B, labels, paths)
+
+
+def write_outputs(out: pathlib.Path, res, pairs, A, B, labels, paths) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    src, edited = res["source"], res["edited"]  # (N,...), (P,A,B,N,...)
+    P, n = len(pairs), len(labels)
+    cells, figs = [], []
+    for p, (neutral, target) in enumerate(pairs):
+        for b, beta in enumerate(B):
+            name = f"grid_p{p:02d}_b{b:02d}.png"
+            tiles = np.concatenate([src[:, None], np.transpose(edited[p, :, b], (1, 0, 2, 3, 4))], axis=1)
+            io_utils.save_grid(out / name, tiles.reshape(-1, *src.shape[1:]), rows=n, cols=1 + len(A))
+            figs.append((name, neutral, target, beta, int(res["num_kept"][p, b])))
+            for a, alpha in enumerate(A):
+                cell = {"neutral": neutral, "target": target, "alpha": alpha, "beta": beta,
+                        "channels_kept": int(res["num_kept"][p, b]),
+                        "mean_abs_delta_s": float(res["mean_abs_delta"][p, a, b]),
+                        "clip_similarity_before": [float(x) for x in res["clip_before"][p]],
+                        "clip_similarity_after": [float(x) for x in res["clip_after"][p, a, b]],
+                        "clip_similarity_gain_mean": float(np.mean(res["clip_after"][p, a, b] - res["clip_before"][p])),
+                        "grid": name}
+                if res["id_similarity"] is not None:
+                    cell["identity_similarity"] = [float(x) for x in res["id_similarity"][p, a, b]]
+                cells.append(cell)
+    io_utils.write_npz(out / "images.npz", source=src.astype(np.float32), edited=edited.astype(np.float32))
+    summary = {"images": labels, "alphas": A, "betas": B, "pairs": [list(x) for x in pairs], "cache": paths,
+               "cells": cells}
+    io_utils.write_json(out / "metrics.json", summary)
+    write_index_html(out / "index.html", figs, A, labels)
+    print(f"wrote {len(figs)} grid(s), index.html, images.npz, metrics.json to {out}")
+    for c in cells:
+        print(f"  {c['neutral']!r} -> {c['target']!r}  alpha {c['alpha']:+.2f}  beta {c['beta']:.3f}  "
+              f"channels {c['channels_kept']:5d}  CLIP gain {c['clip_similarity_gain_mean']:+.4f}")
+    return summary
+
+
+def write_index_html(path, figs, alphas, labels) -> None:
+    rows = []
+    for name, neutral, target, beta, kept in figs:
+        rows.append(
+            f"<section><h2>{html.escape(neutral)} &rarr; {html.escape(target)}</h2>"
+            f"<p>&beta; = {beta:g} &middot; channels kept: {kept} &middot; columns: source, "
+            f"&alpha; = {', '.join(f'{a:g}' for a in alphas)} &middot; rows: {html.escape(', '.join(labels))}</p>"
+            f"<img src=\"{html.escape(name)}\" alt=\"{html.escape(target)} beta {beta:g}\"></section>")
+    doc = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>StyleCLIP global directions</title>"
+           "<style>body{font-family:sans-serif;margin:2em}img{image-rendering:pixelated;max-width:100%}"
+           "section{margin-bottom:2em}</style></head><body><h1>StyleCLIP global-direction study</h1>"
+           + "".join(rows) + "</body></html>\n")
+    with io_utils.atomic_path(path) as tmp:
+        pathlib.Path(tmp).write_text(doc)

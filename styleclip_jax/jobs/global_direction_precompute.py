@@ -1,0 +1,22 @@
+"""`--mode=global_direction_precompute`: StyleSpace statistics and the fs3 sweep only (cached, resumable)."""
+from __future__ import annotations
+
+import pathlib
+import shutil
+
+from .global_direction import load_models, precompute, validate  # noqa: F401
+
+
+def run(config, workdir: str) -> dict:
+    import jax
+    G, clip, _ = load_models(config)
+    mean, std, fs3, paths = precompute(config, G, clip)
+    if jax.process_index() == 0:
+        out = pathlib.Path(workdir)
+        out.mkdir(parents=True, exist_ok=True)
+        from .. import global_direction as gd
+        from .. import io_utils
+        io_utils.write_npy(out / "fs3.npy", fs3)
+        gd.save_stats(out / "stats.npz", mean, std)
+        print(f"fs3 {fs3.shape} and S statistics written to {out} (cache: {paths})")
+    return paths

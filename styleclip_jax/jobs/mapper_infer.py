@@ -1,0 +1,175 @@
+"""`--mode=mapper_infer`: apply P latent mappers to N latents (file or seeds), w + 0.1*alpha*M(w).
+
+Outputs as `--mode=latent_optimization`: grid.png (rows: sources; columns: source | edit per mapper),
+images.npz (`source` (N,H,W,3), `edited` (P,N,H,W,3)), latents.npy (P,N,num_ws,w_dim) (W+ mappers) or
+styles.npz (StyleSpace mappers: S layer name -> (P,N,C)), metrics.json.
+"""
+from __future__ import annotations
+
+import functools
+import pathlib
+import time
+
+import numpy as np
+
+from .. import io_utils
+
+
+def mapper_paths(value) -> list:
+    """--config.mapper: one path or a JSON list of paths."""
+    if value is None:
+        raise ValueError("--config.mapper is required: a mapper folder (from mapper_train or "
+                         "checkpoints_convert/convert_mapper.py), a training workdir, or an official .pt; "
+                         "or a JSON list of them")
+    return io_utils.parse_list(value, "--config.mapper")
+
+
+def validate(config) -> None:
+    for p in mapper_paths(config.mapper):
+        if not pathlib.Path(p).expanduser().exists():
+            raise ValueError(f"--config.mapper: {p} does not exist")
+    if config.latents is None:
+        io_utils.parse_seeds(config.seeds)
+    elif not pathlib.Path(config.latents).is_file():
+        raise ValueError(f"--config.latents={config.latents}: file not found (expected .npy/.npz/.pt latents)")
+    try:
+        float(config.alpha)
+    except (TypeError, ValueError):
+        raise ValueError(f"--config.alpha={config.alpha!r}: expected a number") from None
+    if int(config.batch_size) < 1:
+        raise ValueError(f"--config.batch_size={config.batch_size}: expected a positive integer")
+    if config.noise_mode not in ("const", "none"):
+        raise ValueError(f"--config.noise_mode={config.noise_mode!r}: expected 'const' or 'none'")
+    if config.prompts is not None:
+        n = len(io_utils.parse_list(config.prompts, "--config.prompts"))
+        if n != len(mapper_paths(config.mapper)):
+            raise ValueError(f"--config.prompts has {n} prompts for {len(mapper_paths(config.mapper))} mappers")
+
+
+@functools.lru_cache(maxsize=None)
+def _edit_fn(mcfg, noise_mode):
+    import jax
+
+    from ..generator import synthesis, synthesis_from_s, w_to_s
+    from ..mapper import STEP_SCALE
+    from ..mapper_nets import apply_mapper
+
+    if mcfg.mapper_type != "WithoutToRGBStyleSpaceMapper":
+        def f(G, params, w, alpha):
+            w_hat = w + (STEP_SCALE * alpha) * apply_mapper(params, w, mcfg)
+            return synthesis(G.params, G.cfg, w_hat, noise_mode), w_hat
+        return jax.jit(f)
+
+    def g(G, params, w, alpha):
+        s = w_to_s(G.params, G.cfg, w)
+        names = [l.name for l in G.cfg.layout]
+        delta = apply_mapper(params, [s[n] for n in names], mcfg)
+        s_hat = {n: s[n] + (STEP_SCALE * alpha) * d for n, d in zip(names, delta)}
+        return synthesis_from_s(G.params, G.cfg, s_hat, noise_mode), s_hat
+    return jax.jit(g)
+
+
+def _check_fit(m, G, path):
+    cfg = m.config
+    if cfg.mapper_type == "WithoutToRGBStyleSpaceMapper":
+        dims = tuple(l.channels for l in G.layout)
+        if dims != tuple(cfg.stylespace_dims):
+            raise ValueError(f"--config.mapper={path}: StyleSpace mapper for S layers {cfg.stylespace_dims}, "
+                             f"but the generator has {dims}")
+    elif cfg.latent_dim != G.cfg.w_dim:
+        raise ValueError(f"--config.mapper={path}: mapper width {cfg.latent_dim} != generator w_dim {G.cfg.w_dim}")
+
+
+def edit(G, mapper, w, alpha=1.0, noise_mode="const", batch_size=16):
+    """Images (N, H, W, 3) and edited codes (W+ (N, num_ws, w_dim) or S dict of (N, C)) of one mapper."""
+    import jax
+    import jax.numpy as jnp
+    f = _edit_fn(mapper.config, noise_mode)
+    imgs, codes = [], []
+    for i in range(0, len(w), batch_size):
+        img, code = f(G, mapper.params, jnp.asarray(w[i:i + batch_size]), jnp.float32(alpha))
+        imgs.append(np.asarray(img))
+        codes.append(jax.tree_util.tree_map(np.asarray, code))
+    if isinstance(codes[0], dict):
+        code = {k: np.concatenate([c[k] for c in codes]) for k in codes[0]}
+    else:
+        code = np.concatenate(codes)
+    return np.concatenate(imgs), code
+
+
+def run(config, workdir: str) -> dict:
+    import jax.numpy as jnp
+
+    from ..loaders import load_generator
+    from ..mapper import load_mapper
+    from .latent_optimization import load_sources
+    validate(config)
+    paths = mapper_paths(config.mapper)
+    G = load_generator(config.generator)
+    mappers = [load_mapper(p) for p in paths]
+    for m, p in zip(mappers, paths):
+        _check_fit(m, G, p)
+    w_src, labels = load_sources(G, config)
+    alpha, bs, nm = float(config.alpha), int(config.batch_size), config.noise_mode
+    prompts = (io_utils.parse_list(config.prompts, "--config.prompts") if config.prompts is not None
+               else [m.prompt for m in mappers])
+    src_img = np.concatenate([np.asarray(G.synthesis(jnp.asarray(w_src[i:i + bs]), noise_mode=nm))
+                              for i in range(0, len(w_src), bs)])
+    t0 = time.time()
+    results = [edit(G, m, w_src, alpha, nm, bs) for m in mappers]
+    seconds = time.time() - t0
+    edited = np.stack([r[0] for r in results])  # (P, N, H, W, 3)
+    out = pathlib.Path(workdir)
+    out.mkdir(parents=True, exist_ok=True)
+    n, P = len(w_src), len(mappers)
+    cells = np.concatenate([src_img[None], edited], axis=0)
+    cells = np.transpose(cells, (1, 0, 2, 3, 4)).reshape(-1, *src_img.shape[1:])
+    io_utils.save_grid(out / "grid.png", cells, rows=n, cols=1 + P)
+    io_utils.write_npz(out / "images.npz", source=src_img.astype(np.float32), edited=edited.astype(np.float32))
+    wplus = [i for i, m in enumerate(mappers) if m.config.mapper_type != "WithoutToRGBStyleSpaceMapper"]
+    outputs = ["grid.png", "images.npz", "metrics.json"]
+    if len(wplus) == P:
+        io_utils.write_npy(out / "latents.npy", np.stack([r[1] for r in results]).astype(np.float32))
+        outputs.append("latents.npy")
+    else:
+        if wplus:  # mixed: convert W+ results to S so every mapper has S codes
+            for i in wplus:
+                results[i] = (results[i][0], {k: np.asarray(v) for k, v in G.w_to_s(results[i][1]).items()})
+        io_utils.write_npz(out / "styles.npz", **{l.name: np.stack([r[1][l.name] for r in results]).astype(np.float32)
+                                                   for l in G.layout})
+        outputs.append("styles.npz")
+
+    clip_cos = None
+    if config.clip_model is not None and all(prompts):
+        from ..clip import load_clip
+        clip = load_clip(config.clip_model, preprocess=config.clip_preprocess)
+        text = np.asarray(clip.encode_texts(prompts))  # (P, D)
+        e_src = np.concatenate([np.asarray(clip.encode_images(src_img[i:i + bs])) for i in range(0, n, bs)])
+        e_edit = [np.concatenate([np.asarray(clip.encode_images(edited[k, i:i + bs])) for i in range(0, n, bs)])
+                  for k in range(P)]
+        clip_cos = [(e_src @ text[k], e_edit[k] @ text[k]) for k in range(P)]
+
+    records = []
+    for k, (m, p) in enumerate(zip(mappers, paths)):
+        if m.config.mapper_type != "WithoutToRGBStyleSpaceMapper":
+            dist = np.sqrt(np.sum(np.square(results[k][1] - w_src).reshape(n, -1), axis=1))
+        else:
+            s0 = G.w_to_s(jnp.asarray(w_src))
+            dist = np.sqrt(sum(np.sum(np.square(results[k][1][name] - np.asarray(s0[name])).reshape(n, -1), axis=1)
+                               for name in s0))
+        r = {"mapper": str(p), "prompt": prompts[k], "mapper_type": m.config.mapper_type,
+             "pixelnorm_axis": m.config.pixelnorm_axis, "alpha": alpha,
+             "latent_l2_distance": [float(x) for x in dist], "mean_latent_l2_distance": float(dist.mean()),
+             "mean_abs_pixel_change": float(np.abs(edited[k] - src_img).mean())}
+        if clip_cos is not None:
+            before, after = clip_cos[k]
+            r.update(clip_similarity_before=[float(x) for x in before], clip_similarity_after=[float(x) for x in after],
+                     mean_clip_similarity_change=float(np.mean(after - before)))
+        records.append(r)
+    summary = {"generator": str(config.generator), "alpha": alpha, "sources": labels, "num_sources": n,
+               "num_mappers": P, "seconds": seconds, "images_per_second": n * P / max(seconds, 1e-9),
+               "outputs": outputs, "mappers": records}
+    io_utils.write_json(out / "metrics.json", summary)
+    print(f"applied {P} mapper(s) to {n} sources (alpha {alpha}) -> {out}/grid.png, images.npz, "
+          f"{outputs[-1]}, metrics.json ({summary['images_per_second']:.1f} images/s incl. compilation)")
+    return summary
