@@ -1,0 +1,93 @@
+"""Channel-relevance sweep throughput (channel x image pairs per second) and the full-sweep estimate.
+
+    python benchmarks/global_direction.py                                  # CPU-friendly defaults
+    python benchmarks/global_direction.py --configs=256,1024 --block=16 --images=100 --precision=float32,bfloat16
+
+Each channel x image costs two suffix renders (from the perturbed layer on) plus two CLIP
+embeddings. Timed on a middle layer and on the first 1024-px layer; the full estimate
+(6048 channels x 100 images for FFHQ 1024) weights every layer's measured or modelled cost by
+its channel count using XLA's FLOP counts. No asserts on time.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from styleclip_jax import global_direction as gd  # noqa: E402
+from _common import compiled_flops, device_peak, fmt, print_table, time_fn  # noqa: E402
+from _models import random_generator, vit_b32_clip  # noqa: E402
+
+
+def suffix_macs(G, start: int) -> float:
+    """Multiply-adds of the synthesis layers from S layer `start` on (two renders per channel*image)."""
+    total = 0.0
+    for l in G.layout[start:]:
+        k = 1 if l.is_torgb else 9
+        total += l.resolution ** 2 * l.in_channels * l.out_channels * k
+    return 2 * total
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--configs", default="256")
+    ap.add_argument("--block", type=int, default=2, help="channels per call")
+    ap.add_argument("--images", type=int, default=2, help="images per call")
+    ap.add_argument("--layers", default="auto", help="comma list of S layer indices to time (auto: 3)")
+    ap.add_argument("--precision", default="float32", help="comma list of float32,bfloat16")
+    ap.add_argument("--iters", type=int, default=2)
+    args = ap.parse_args()
+    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()})")
+    clip = vit_b32_clip("normalized")
+    rows, estimates = [], []
+    for name in args.configs.split(","):
+        G = random_generator(name)
+        ws = gd.sample_ws(G, args.images, seed=0)
+        s = {k: jnp.asarray(v) for k, v in G.w_to_s(ws).items()}
+        mean = {k: jnp.mean(v, 0) for k, v in s.items()}
+        std = {k: jnp.std(v, 0) + 0.1 for k, v in s.items()}
+        edit = [l for l in G.layout if not l.is_torgb]
+        if args.layers == "auto":
+            picks = [edit[0], edit[len(edit) // 2], edit[-1]]
+        else:
+            picks = [G.layout[int(i)] for i in args.layers.split(",")]
+        for prec in args.precision.split(","):
+            per_layer = {}
+            with jax.default_matmul_precision("bfloat16" if prec == "bfloat16" else "highest"):
+                for l in picks:
+                    li = l.index
+                    state = jax.jit(lambda G, s: gd._prefix(G, s, li, "const"))(G, s)
+                    rest = {k: v for k, v in s.items() if k in [x.name for x in G.layout[li:]]}
+                    idx = jnp.arange(args.block, dtype=jnp.int32) % l.channels
+                    fn = lambda G, c, st, r, i, mu, sd: gd._block_sum(G, c, st, r, i, mu, sd, layer_index=li,
+                                                                     alpha=5.0, noise_mode="const")
+                    flops = compiled_flops(fn, G, clip, state, rest, idx, mean[l.name], std[l.name])
+                    sec = time_fn(jax.jit(fn), G, clip, state, rest, idx, mean[l.name], std[l.name], iters=args.iters)
+                    pairs = args.block * args.images
+                    per_layer[li] = (sec / pairs, flops / pairs if flops else None)
+                    peak = device_peak("bf16" if prec == "bfloat16" else "float32")
+                    ach = flops / sec if flops else None
+                    rows.append([f"{name}px", prec, l.name, fmt(pairs / sec, ".1f"),
+                                 fmt(flops and flops / pairs / 1e9, ".1f"), fmt(ach and ach / 1e12, ".2f"),
+                                 fmt(ach and peak and ach / peak, ".1%")])
+            # full-sweep estimate: time per channel*image modelled as a + b * (analytic suffix MACs), fitted
+            # to the timed layers (a covers CLIP, which does not depend on the layer)
+            x = np.array([suffix_macs(G, li) for li in per_layer])
+            y = np.array([t for t, _ in per_layer.values()])
+            b, a = np.polyfit(x, y, 1) if len(x) > 1 else (0.0, y[0])
+            total = sum(l.channels * 100 * max(a + b * suffix_macs(G, l.index), 0.0) for l in edit)
+            estimates.append([f"{name}px", prec, sum(l.channels for l in edit), fmt(total / 60, ".1f")])
+    print_table(rows, ["config", "precision", "layer", "chan*img/s", "GFLOP/(chan*img)", "TFLOP/s", "of peak"])
+    print()
+    print_table(estimates, ["config", "precision", "channels", "full sweep x100 images (min, est.)"])
+
+
+if __name__ == "__main__":
+    main()
