@@ -1,0 +1,119 @@
+"""Latent-mapper training and inference speed: image-steps/s vs batch size, GFLOP/step, fraction of
+device peak, extrapolated time for 100k image-steps (the official 50k steps x batch 2), and the
+inference latency per image (mapper + synthesis).
+
+Random weights, no download: a StyleGAN2 generator in the 256-px (z=w=512, channel_base 16384) or the
+1024-px config-f (channel_base 32768) layout, a ViT-B/32-shaped CLIP (``transformers.CLIPConfig()``
+defaults), a LevelsMapper (official init). The timed step is ``styleclip_jax.mapper.train_step``
+(the jitted step of the training job: G(w), mapper, G(w_hat), CLIP loss, L2, Ranger) for K prompts.
+
+    python benchmarks/mapper.py                                    # CPU-friendly: 256 px, batch 1-2, 2 iters
+    python benchmarks/mapper.py --sizes 256,1024 --batches 1,2,4,8 --iters 10 --prompts 1   # on a GPU
+
+No asserts on time: it prints tables.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import styleclip_jax as sc  # noqa: E402
+from styleclip_jax import mapper as M  # noqa: E402
+from styleclip_jax.clip import CLIP  # noqa: E402
+from styleclip_jax.mapper_nets import MapperConfig  # noqa: E402
+from _common import device_peak, fmt, print_table, time_fn  # noqa: E402
+
+CONFIGS = {
+    "256": sc.GeneratorConfig(z_dim=512, w_dim=512, img_resolution=256, channel_base=16384, channel_max=512),
+    "1024": sc.GeneratorConfig(z_dim=512, w_dim=512, img_resolution=1024, channel_base=32768, channel_max=512),
+}
+IMAGE_STEPS = 100_000
+
+
+def random_clip(seed: int = 0) -> CLIP:
+    """ViT-B/32-shaped FlaxCLIPModel (``CLIPConfig()`` defaults) with jitted random init, logit scale 100."""
+    from transformers import CLIPConfig, FlaxCLIPModel
+    model = FlaxCLIPModel(CLIPConfig(), _do_init=False)
+    size = model.config.vision_config.image_size
+    params = jax.jit(model.init_weights, static_argnums=1)(jax.random.PRNGKey(seed), ((1, 1), (1, size, size, 3)))
+    params = dict(params, logit_scale=jnp.asarray(np.log(100.0), jnp.float32))
+    return CLIP(model, None, params)
+
+
+def _cost(compiled):
+    ca = compiled.cost_analysis()
+    if isinstance(ca, (list, tuple)):
+        ca = ca[0] if ca else {}
+    return float((ca or {}).get("flops", 0.0)) or None
+
+
+def main(argv=None):
+    on_cpu = jax.default_backend() == "cpu"
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="256" if on_cpu else "256,1024", help=f"comma list of {list(CONFIGS)}")
+    ap.add_argument("--batches", default="1,2" if on_cpu else "1,2,4,8", help="training batch sizes")
+    ap.add_argument("--prompts", type=int, default=1, help="K mappers trained together (vmapped)")
+    ap.add_argument("--iters", type=int, default=2 if on_cpu else 10)
+    ap.add_argument("--optimizer", default="ranger", choices=["ranger", "adam"])
+    ap.add_argument("--infer-batches", default="1" if on_cpu else "1,8", help="inference batch sizes")
+    ap.add_argument("--precision", default="highest", choices=["highest", "default"],
+                    help="matmul/conv precision ('default' allows TF32 on GPUs)")
+    args = ap.parse_args(argv)
+    jax.config.update("jax_default_matmul_precision", args.precision)
+    peak = device_peak("float32" if args.precision == "highest" else "bf16")
+    dev = jax.devices()[0]
+    t0 = time.perf_counter()
+    clip = random_clip()
+    print(f"device: {dev.device_kind} ({jax.default_backend()}), precision={args.precision}, peak="
+          f"{fmt(peak and peak / 1e12)} TFLOP/s; ViT-B/32 random CLIP built in {time.perf_counter() - t0:.1f} s; "
+          f"K={args.prompts} prompt(s), {args.optimizer}, {args.iters} iters")
+    K = args.prompts
+    tcfg = M.MapperTrainConfig(optimizer=args.optimizer)
+    train_rows, infer_rows = [], []
+    for name in args.sizes.split(","):
+        gcfg = CONFIGS[name]
+        G = sc.Generator(jax.jit(sc.init_params, static_argnums=1)(jax.random.PRNGKey(0), gcfg), gcfg)
+        mcfg = MapperConfig(latent_dim=gcfg.w_dim)
+        state = M.init_train_state(jax.random.PRNGKey(1), jax.random.PRNGKey(2), mcfg, tcfg, K)
+        text = jax.random.normal(jax.random.PRNGKey(3), (K, clip.embed_dim))
+        text = text / jnp.linalg.norm(text, axis=-1, keepdims=True)
+        for b in [int(x) for x in args.batches.split(",")]:
+            w = G.mapping(jax.random.normal(jax.random.PRNGKey(b), (b, gcfg.z_dim)), truncation_psi=0.7)
+            t0 = time.perf_counter()
+            compiled = M.train_step.lower(G, clip, None, state, w, text, mcfg=mcfg, tcfg=tcfg).compile()
+            compile_s = time.perf_counter() - t0
+            flops = _cost(compiled)
+            sec = time_fn(compiled, G, clip, None, state, w, text, iters=args.iters)
+            ips = b * K / sec
+            achieved = flops / sec if flops else None
+            train_rows.append([f"{name}px", b, K, fmt(compile_s, ".1f"), fmt(sec * 1e3, ".1f"), fmt(ips, ".2f"),
+                               fmt(flops and flops / 1e9, ".1f"), fmt(achieved and achieved / 1e12, ".2f"),
+                               fmt(achieved and peak and achieved / peak, ".1%"),
+                               fmt(IMAGE_STEPS / ips / 3600, ".2f")])
+        m = M.Mapper(jax.tree_util.tree_map(lambda a: a[0], M.current_params(state, tcfg)), mcfg)
+        infer = jax.jit(lambda G, m, w: G.synthesis(m.apply(w)))
+        for b in [int(x) for x in args.infer_batches.split(",")]:
+            w = G.mapping(jax.random.normal(jax.random.PRNGKey(100 + b), (b, gcfg.z_dim)), truncation_psi=0.7)
+            sec = time_fn(infer, G, m, w, iters=args.iters)
+            mapper_only = time_fn(jax.jit(lambda m, w: m.apply(w)), m, w, iters=args.iters)
+            infer_rows.append([f"{name}px", b, fmt(sec / b * 1e3, ".2f"), fmt(mapper_only / b * 1e3, ".3f"),
+                               fmt(b / sec, ".1f")])
+    print("\ntraining (styleclip_jax.mapper.train_step; image-steps = batch x K per step)")
+    print_table(train_rows, ["config", "batch", "K", "compile s", "ms/step", "img-steps/s", "GFLOP/step",
+                             "TFLOP/s", "of peak", f"h/{IMAGE_STEPS // 1000}k img-steps"])
+    print("\ninference (w + 0.1 * M(w), then synthesis)")
+    print_table(infer_rows, ["config", "batch", "ms/image", "mapper ms/img", "images/s"])
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()
