@@ -1,0 +1,376 @@
+#!/usr/bin/env python
+"""Train the tiny shapes-world CLIP (FlaxCLIPModel) and save it with save_pretrained.
+
+Efficient and bounded: the training set is rendered once into a uint8 array, every distinct caption
+is tokenised once, the train step is one jitted function, and the run stops at a wall-clock budget
+(``--budget-min``, counted across resumes) with checkpoints every few minutes (``--ckpt``; rerunning
+the same command resumes).
+
+Loss = multi-positive contrastive loss (a caption is a positive for every image that has all the
+attributes it mentions, both directions) + zero-shot prompt cross-entropy (image vs. the text
+embeddings of "a {colour} shape", "a {shape}", "a shape on a {background} background") + an
+auxiliary linear classifier on the image embedding (shape/colour/background; dropped at save).
+Part of the batches draw all images from one colour so that only shape/background separate them.
+
+Images are fed as pixel values in [-1, 1] (NCHW), no mean/std normalisation, at the render size.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+from flax import serialization  # noqa: E402
+
+from styleclip_jax.shapes import render as R  # noqa: E402
+from styleclip_jax.shapes import tokenizer as T  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+DEFAULT_OUT = os.path.join(REPO, "styleclip_jax", "assets", "shapes_clip")
+EVAL_SEED0 = 1_000_000  # evaluation renders use seeds >= this; training uses seeds [0, n_train)
+
+IMAGENET_TEMPLATES = [
+    'a bad photo of a {}.', 'a sculpture of a {}.', 'a photo of the hard to see {}.', 'a low resolution photo of the {}.',
+    'a rendering of a {}.', 'graffiti of a {}.', 'a bad photo of the {}.', 'a cropped photo of the {}.', 'a tattoo of a {}.',
+    'the embroidered {}.', 'a photo of a hard to see {}.', 'a bright photo of a {}.', 'a photo of a clean {}.',
+    'a photo of a dirty {}.', 'a dark photo of the {}.', 'a drawing of a {}.', 'a photo of my {}.', 'the plastic {}.',
+    'a photo of the cool {}.', 'a close-up photo of a {}.', 'a black and white photo of the {}.', 'a painting of the {}.',
+    'a painting of a {}.', 'a pixelated photo of the {}.', 'a sculpture of the {}.', 'a bright photo of the {}.',
+    'a cropped photo of a {}.', 'a plastic {}.', 'a photo of the dirty {}.', 'a jpeg corrupted photo of a {}.',
+    'a blurry photo of the {}.', 'a photo of the {}.', 'a good photo of the {}.', 'a rendering of the {}.',
+    'a {} in a video game.', 'a photo of one {}.', 'a doodle of a {}.', 'a close-up photo of the {}.', 'a photo of a {}.',
+    'the origami {}.', 'the {} in a video game.', 'a sketch of a {}.', 'a doodle of the {}.', 'a origami {}.',
+    'a low resolution photo of a {}.', 'the toy {}.', 'a rendition of the {}.', 'a photo of the clean {}.',
+    'a photo of a large {}.', 'a rendition of a {}.', 'a photo of a nice {}.', 'a photo of a weird {}.',
+    'a blurry photo of a {}.', 'a cartoon {}.', 'art of a {}.', 'a sketch of the {}.', 'a embroidered {}.',
+    'a pixelated photo of a {}.', 'itap of the {}.', 'a jpeg corrupted photo of the {}.', 'a good photo of a {}.',
+    'a plushie {}.', 'a photo of the nice {}.', 'a photo of the small {}.', 'a photo of the weird {}.',
+    'the cartoon {}.', 'art of the {}.', 'a drawing of the {}.', 'a photo of the large {}.',
+    'a black and white photo of a {}.', 'the plushie {}.', 'a dark photo of a {}.', 'itap of a {}.',
+    'graffiti of the {}.', 'a toy {}.', 'itap of my {}.', 'a photo of a cool {}.', 'a photo of a small {}.',
+    'a tattoo of the {}.',
+]
+TEMPLATES = ["a {}"] + IMAGENET_TEMPLATES  # template 0 = the plain caption
+# inner phrases: (format, mentions colour, mentions shape, mentions background)
+PHRASES = [
+    ("{c} {s} on a {b} background", 1, 1, 1),
+    ("{c} {s}", 1, 1, 0),
+    ("{c} shape", 1, 0, 0),
+    ("{s}", 0, 1, 0),
+    ("shape", 0, 0, 0),
+    ("{s} on a {b} background", 0, 1, 1),
+    ("{c} shape on a {b} background", 1, 0, 1),
+    ("shape on a {b} background", 0, 0, 1),
+]
+PHRASE_P = np.array([0.25, 0.2, 0.12, 0.2, 0.02, 0.07, 0.07, 0.07])
+PLAIN_P = 0.6  # probability of the plain "a ..." form (else a random ImageNet template)
+
+
+def zero_shot_prompts():
+    return ([f"a {c} shape" for c in R.COLOURS] + [f"a {s}" for s in R.SHAPES]
+            + [f"a shape on a {b} background" for b in R.BACKGROUNDS])
+
+
+def build_caption_table(tok):
+    """All distinct captions, tokenised once. Returns (ids (K, L) int32, cap_attr (K, 3) with -1 =
+    unmentioned, table (n_templates, n_phrases, nC, nS, nB) -> caption index)."""
+    nC, nS, nB = len(R.COLOURS), len(R.SHAPES), len(R.BACKGROUNDS)
+    index, strings, attrs = {}, [], []
+    table = np.zeros((len(TEMPLATES), len(PHRASES), nC, nS, nB), np.int32)
+    for t, tpl in enumerate(TEMPLATES):
+        for p, (fmt, mc, ms, mb) in enumerate(PHRASES):
+            for c in range(nC):
+                for s in range(nS):
+                    for b in range(nB):
+                        text = tpl.format(fmt.format(c=R.COLOURS[c], s=R.SHAPES[s], b=R.BACKGROUNDS[b]))
+                        if text not in index:
+                            index[text] = len(strings)
+                            strings.append(text)
+                            attrs.append((c if mc else -1, s if ms else -1, b if mb else -1))
+                        table[t, p, c, s, b] = index[text]
+    enc = tok(strings)["input_ids"]
+    unk = tok.convert_tokens_to_ids(T.UNK)
+    assert all(unk not in e for e in enc), "caption with an out-of-vocabulary word"
+    L = max(len(e) for e in enc)
+    ids = np.full((len(strings), L), tok.eos_token_id, np.int32)
+    for i, e in enumerate(enc):
+        ids[i, : len(e)] = e
+    return ids, np.array(attrs, np.int32), table, strings
+
+
+def make_config(vocab_size, eos_id, bos_id, args):
+    from transformers import CLIPConfig
+    return CLIPConfig(
+        text_config=dict(vocab_size=vocab_size, hidden_size=args.text_width, intermediate_size=2 * args.text_width,
+                         num_hidden_layers=args.text_layers, num_attention_heads=4, max_position_embeddings=77,
+                         eos_token_id=eos_id, bos_token_id=bos_id, pad_token_id=eos_id),
+        vision_config=dict(image_size=R.IMAGE_SIZE, patch_size=args.patch, hidden_size=args.vision_width,
+                           intermediate_size=2 * args.vision_width, num_hidden_layers=args.vision_layers,
+                           num_attention_heads=4),
+        projection_dim=args.proj_dim,
+    )
+
+
+def to_pixels(images_uint8):
+    x = images_uint8.astype(jnp.float32) / 127.5 - 1.0
+    return jnp.transpose(x, (0, 3, 1, 2))  # NCHW, as FlaxCLIPModel expects
+
+
+def normalise(x):
+    return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=DEFAULT_OUT)
+    ap.add_argument("--ckpt", default="/tmp/shapes_clip_ckpt.msgpack", help="resume/checkpoint file")
+    ap.add_argument("--budget-min", type=float, default=24.0, help="wall-clock budget, across resumes")
+    ap.add_argument("--steps", type=int, default=5000, help="max steps")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--n-train", type=int, default=40000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--vision-width", type=int, default=96)
+    ap.add_argument("--vision-layers", type=int, default=3)
+    ap.add_argument("--text-width", type=int, default=96)
+    ap.add_argument("--text-layers", type=int, default=2)
+    ap.add_argument("--proj-dim", type=int, default=64)
+    ap.add_argument("--patch", type=int, default=4)
+    ap.add_argument("--one-colour-frac", type=float, default=0.25)
+    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--n-eval", type=int, default=600)
+    ap.add_argument("--ckpt-every-min", type=float, default=4.0)
+    ap.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
+    ap.add_argument("--warm-steps", type=int, default=2000,
+                    help="supervised warm start: steps of attribute classification only, before the CLIP losses")
+    ap.add_argument("--warm-lr", type=float, default=1e-3)
+    args = ap.parse_args()
+    t_start = time.time()
+
+    from transformers import CLIPTokenizerFast, FlaxCLIPModel
+
+    tok_dir = args.out
+    T.write_tokenizer(tok_dir)
+    tok = CLIPTokenizerFast.from_pretrained(tok_dir)
+    cap_ids, cap_attr, cap_table, _ = build_caption_table(tok)
+    prompt_enc = tok(zero_shot_prompts(), padding="max_length", max_length=cap_ids.shape[1])["input_ids"]
+    prompt_ids = jnp.asarray(np.array(prompt_enc, np.int32))
+    nC, nS, nB = len(R.COLOURS), len(R.SHAPES), len(R.BACKGROUNDS)
+    print(f"{len(cap_ids)} distinct captions, length {cap_ids.shape[1]}; tokeniser ready "
+          f"{time.time() - t_start:.1f}s", flush=True)
+
+    # ---- data: rendered once (seeds [0, n_train)), stored uint8 ----
+    attrs = R.attributes_for_seeds(range(args.n_train))
+    imgs = R.render_attributes(attrs)
+    data = np.round((imgs + 1.0) * 127.5).astype(np.uint8)
+    del imgs
+    img_attr = np.stack([attrs["colour"], attrs["shape"], attrs["background"]], 1).astype(np.int32)
+    by_colour = [np.flatnonzero(img_attr[:, 0] == c) for c in range(nC)]
+    ev_attrs = R.attributes_for_seeds(range(EVAL_SEED0, EVAL_SEED0 + args.n_eval))
+    ev_imgs = np.round((R.render_attributes(ev_attrs) + 1.0) * 127.5).astype(np.uint8)
+    ev_lab = np.stack([ev_attrs["colour"], ev_attrs["shape"], ev_attrs["background"]], 1)
+    print(f"rendered {len(data)} train + {len(ev_imgs)} eval images {time.time() - t_start:.1f}s", flush=True)
+
+    config = make_config(T.vocab_size(), tok.eos_token_id, tok.bos_token_id, args)
+    model = FlaxCLIPModel(config, seed=args.seed)
+    n_params = sum(x.size for x in jax.tree_util.tree_leaves(model.params))
+    print(f"model params: {n_params} ({4 * n_params / 2**20:.2f} MiB float32)", flush=True)
+    key = jax.random.PRNGKey(args.seed + 1)
+    params = {"clip": model.params,
+              "head": {"w": 0.01 * jax.random.normal(key, (config.projection_dim, nC + nS + nB)),
+                       "b": jnp.zeros((nC + nS + nB,))}}
+
+    # AdamW whose learning rate is passed in each step: warmup over the first steps, then a cosine
+    # over the fraction of the wall-clock budget (or of --steps, whichever is further along) used so far.
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.scale_by_adam(b1=0.9, b2=0.98),
+                      optax.add_decayed_weights(0.05, mask=lambda p: jax.tree_util.tree_map(lambda x: x.ndim > 1, p)))
+
+    def learning_rate(step, elapsed):
+        frac = min(1.0, max(step / args.steps, elapsed / (args.budget_min * 60.0)))
+        warm = min(1.0, (step + 1) / args.warmup)
+        return args.lr * warm * (0.02 + 0.98 * 0.5 * (1.0 + np.cos(np.pi * frac)))
+    opt_state = opt.init(params)
+    state = {"params": params, "opt": opt_state, "step": 0, "elapsed": 0.0, "best": -1.0}
+    if os.path.exists(args.ckpt) and not args.bench:
+        with open(args.ckpt, "rb") as f:
+            state = serialization.from_bytes(state, f.read())
+        print(f"resumed from {args.ckpt} at step {int(state['step'])}, elapsed {float(state['elapsed']):.0f}s", flush=True)
+    params, opt_state = state["params"], state["opt"]
+    step0, elapsed0 = int(state["step"]), float(state["elapsed"])
+
+    cap_ids_j = jnp.asarray(cap_ids)
+    cap_attr_j = jnp.asarray(cap_attr)
+
+    def embed(p, pixel_values, input_ids):
+        img = model.get_image_features(pixel_values, params=p["clip"], train=False)
+        txt = model.get_text_features(input_ids, params=p["clip"], train=False)
+        return img, txt
+
+    def loss_fn(p, images, cap_idx, iattr):
+        ids = jnp.concatenate([cap_ids_j[cap_idx], prompt_ids], 0)
+        img, txt = embed(p, to_pixels(images), ids)
+        B = images.shape[0]
+        scale = jnp.exp(jnp.clip(p["clip"]["logit_scale"], 0.0, np.log(100.0)))
+        ie, te = normalise(img), normalise(txt)
+        logits = scale * ie @ te[:B].T  # (images, captions)
+        ca = cap_attr_j[cap_idx]
+        pos = jnp.all((ca[None, :, :] < 0) | (ca[None, :, :] == iattr[:, None, :]), axis=-1).astype(jnp.float32)
+        lp_i = jax.nn.log_softmax(logits, axis=1)
+        lp_t = jax.nn.log_softmax(logits, axis=0)
+        l_i2t = -jnp.mean(jnp.sum(pos * lp_i, 1) / jnp.sum(pos, 1))
+        l_t2i = -jnp.mean(jnp.sum(pos * lp_t, 0) / jnp.sum(pos, 0))
+        contrast = 0.5 * (l_i2t + l_t2i)
+        # zero-shot prompt cross-entropy
+        pl = scale * ie @ te[B:].T
+        groups = [(0, nC, 0), (nC, nC + nS, 1), (nC + nS, nC + nS + nB, 2)]
+        zs = sum(optax.softmax_cross_entropy_with_integer_labels(pl[:, a:b], iattr[:, k]).mean() for a, b, k in groups)
+        # auxiliary linear classifier on the image embedding
+        hl = img @ p["head"]["w"] + p["head"]["b"]
+        aux = sum(optax.softmax_cross_entropy_with_integer_labels(hl[:, a:b], iattr[:, k]).mean() for a, b, k in groups)
+        zs_acc = [jnp.mean(jnp.argmax(pl[:, a:b], -1) == iattr[:, k]) for a, b, k in groups]
+        return contrast + zs + aux, (contrast, zs, aux, scale, *zs_acc)
+
+    @jax.jit
+    def train_step(p, o, lr, images, cap_idx, iattr):
+        (loss, aux), g = jax.value_and_grad(loss_fn, has_aux=True)(p, images, cap_idx, iattr)
+        upd, o = opt.update(g, o, p)
+        upd = jax.tree_util.tree_map(lambda u: -lr * u, upd)
+        return optax.apply_updates(p, upd), o, loss, aux
+
+    @jax.jit
+    def eval_logits(p, images):
+        img, txt = embed(p, to_pixels(images), prompt_ids)
+        return normalise(img) @ normalise(txt).T
+
+    def evaluate(p):
+        sims = np.concatenate([np.asarray(eval_logits(p, ev_imgs[i:i + 300])) for i in range(0, len(ev_imgs), 300)])
+        groups = [(0, nC), (nC, nC + nS), (nC + nS, nC + nS + nB)]
+        return [float(np.mean(np.argmax(sims[:, a:b], 1) == ev_lab[:, k])) for k, (a, b) in enumerate(groups)]
+
+    rng = np.random.default_rng(args.seed + 1000 + step0)
+
+    def sample_batch():
+        if rng.random() < args.one_colour_frac:
+            pool = by_colour[rng.integers(nC)]
+            idx = pool[rng.integers(0, len(pool), args.batch)]
+        else:
+            idx = rng.integers(0, len(data), args.batch)
+        ia = img_attr[idx]
+        t = np.where(rng.random(args.batch) < PLAIN_P, 0, rng.integers(1, len(TEMPLATES), args.batch))
+        ph = rng.choice(len(PHRASES), size=args.batch, p=PHRASE_P)
+        cap = cap_table[t, ph, ia[:, 0], ia[:, 1], ia[:, 2]]
+        return data[idx], cap, ia
+
+    def save_ckpt(step, elapsed, best):
+        tmp = args.ckpt + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(serialization.to_bytes({"params": params, "opt": opt_state, "step": step,
+                                            "elapsed": elapsed, "best": best}))
+        os.replace(tmp, args.ckpt)
+
+    if args.bench:
+        b = sample_batch()
+        t0 = time.time()
+        params, opt_state, loss, _ = train_step(params, opt_state, args.lr, *b)
+        loss.block_until_ready()
+        print(f"compile+1 step {time.time() - t0:.1f}s", flush=True)
+        t0 = time.time()
+        for _ in range(args.bench):
+            params, opt_state, loss, _ = train_step(params, opt_state, args.lr, *sample_batch())
+        loss.block_until_ready()
+        print(f"{(time.time() - t0) / args.bench:.3f} s/step at batch {args.batch}", flush=True)
+        return
+
+    if step0 == 0 and args.warm_steps > 0:
+        # Supervised warm start of the vision tower. With the CLIP losses from the start the tower never
+        # finds shape (equal-area shapes differ only in geometry and the colour signal dominates): zero-shot
+        # shape stayed at chance for 24 min, and a multi-task (colour+shape+background) warm start on the
+        # projected embedding stayed on the plateau too. A shape-only classifier on the pooled vision
+        # output with plain AdamW leaves the plateau within ~1k steps; its weights then initialise the
+        # CLIP vision tower and the CLIP losses (with the auxiliary heads) align text with it.
+        from transformers.models.clip.modeling_flax_clip import FlaxCLIPVisionModule
+        vmod = FlaxCLIPVisionModule(config.vision_config)
+        vparams = vmod.init(jax.random.PRNGKey(args.seed), jnp.zeros((1, R.IMAGE_SIZE, R.IMAGE_SIZE, 3)))["params"]
+        width = config.vision_config.hidden_size
+        wp = {"v": vparams, "w": jnp.zeros((width, nS)), "b": jnp.zeros((nS,))}
+        warm_tx = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, args.warm_lr, 50, args.warm_steps),
+                              weight_decay=0.01)
+        warm_state = warm_tx.init(wp)
+
+        def warm_loss(p, images, shape):
+            x = images.astype(jnp.float32) / 127.5 - 1.0  # NHWC: the bare module takes NHWC
+            pooled = vmod.apply({"params": p["v"]}, x)[1]
+            logits = pooled @ p["w"] + p["b"]
+            return optax.softmax_cross_entropy_with_integer_labels(logits, shape).mean(), \
+                jnp.mean(jnp.argmax(logits, -1) == shape)
+
+        @jax.jit
+        def warm_step(p, o, images, shape):
+            (loss, acc), g = jax.value_and_grad(warm_loss, has_aux=True)(p, images, shape)
+            u, o = warm_tx.update(g, o, p)
+            return optax.apply_updates(p, u), o, loss, acc
+
+        tw = time.time()
+        for i in range(args.warm_steps):
+            idx = rng.integers(0, len(data), args.batch)
+            wp, warm_state, wl, acc = warm_step(wp, warm_state, data[idx], jnp.asarray(img_attr[idx, 1]))
+            if i % 100 == 0 or i == args.warm_steps - 1:
+                print(f"warm {i} t={time.time() - tw:.0f}s shape loss {float(wl):.3f} batch acc {float(acc):.2f}",
+                      flush=True)
+        params = dict(params, clip=dict(params["clip"], vision_model=wp["v"]["vision_model"]))
+        opt_state = opt.init(params)
+        print("warm start done: shape accuracy on eval renders (linear probe)", flush=True)
+
+    t_run = time.time()
+    last_ckpt = time.time()
+    step = step0
+    best = float(state["best"])
+    budget = args.budget_min * 60.0
+    hist = []
+    while step < args.steps and elapsed0 + (time.time() - t_run) < budget:
+        lr = learning_rate(step, elapsed0 + time.time() - t_run)
+        params, opt_state, loss, aux = train_step(params, opt_state, jnp.float32(lr), *sample_batch())
+        step += 1
+        hist.append([float(loss)] + [float(a) for a in aux])
+        if step % 25 == 0:
+            h = np.mean(hist, 0)
+            hist = []
+            print(f"step {step} t={elapsed0 + time.time() - t_run:.0f}s lr {lr:.2e} loss {h[0]:.3f} contrast {h[1]:.3f} "
+                  f"zs {h[2]:.3f} aux {h[3]:.3f} scale {h[4]:.1f} batch zs-acc c/s/b {h[5]:.2f}/{h[6]:.2f}/{h[7]:.2f}",
+                  flush=True)
+        if step % args.eval_every == 0:
+            acc = evaluate(params)
+            print(f"EVAL step {step}: colour {acc[0]:.3f} shape {acc[1]:.3f} background {acc[2]:.3f}", flush=True)
+        if time.time() - last_ckpt > args.ckpt_every_min * 60:
+            save_ckpt(step, elapsed0 + time.time() - t_run, best)
+            last_ckpt = time.time()
+    elapsed = elapsed0 + time.time() - t_run
+    save_ckpt(step, elapsed, best)
+    acc = evaluate(params)
+    print(f"FINAL step {step} ({elapsed / 60:.1f} min): colour {acc[0]:.3f} shape {acc[1]:.3f} background {acc[2]:.3f}",
+          flush=True)
+
+    model.save_pretrained(args.out, params=params["clip"])
+    for stale in ("flax_model.safetensors", "model.safetensors"):
+        if os.path.exists(os.path.join(args.out, stale)):
+            os.remove(os.path.join(args.out, stale))
+    info = {"steps": step, "train_minutes": round(elapsed / 60, 2), "n_params": int(n_params),
+            "eval_seeds": [EVAL_SEED0, EVAL_SEED0 + args.n_eval], "zero_shot_colour": acc[0],
+            "zero_shot_shape": acc[1], "zero_shot_background": acc[2], "args": vars(args)}
+    with open(os.path.join(args.out, "training_log.json"), "w") as f:
+        json.dump(info, f, indent=1)
+    print(json.dumps(info), flush=True)
+
+
+if __name__ == "__main__":
+    main()
