@@ -44,6 +44,8 @@ def _with_default_config(argv):
 
 def main(argv):
     del argv
+    if FLAGS["verbosity"].using_default_value:
+        logging.set_verbosity(logging.WARNING)  # orbax/jax INFO logs drown the job's own progress lines
     if FLAGS.distributed:
         import jax
         jax.distributed.initialize()

@@ -26,7 +26,7 @@ def get_config():
     c.neutral = "a shape"
     c.target = "a red shape"
     c.targets = config_dict.placeholder(str)   # e.g. '["a red shape", "a blue shape"]' (all share `neutral`)
-    c.alpha = 4.0
+    c.alpha = 1.0                  # shapes world; FFHQ edits typically use 2-5 (e.g. 4.1)
     c.alphas = config_dict.placeholder(str)    # e.g. '[-4, 0, 4]'
     c.beta = 0.1
     c.betas = config_dict.placeholder(str)     # e.g. '[0.05, 0.1, 0.2]'

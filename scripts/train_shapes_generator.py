@@ -1,0 +1,364 @@
+#!/usr/bin/env python
+"""Train the tiny shapes-world StyleGAN2 generator shipped as ``load_generator("shapes")``.
+
+Method: supervised regression, not a GAN. Every latent z has a deterministic target image,
+``render_attributes(z_to_attributes(z))`` (see ``styleclip_jax/shapes/generator_data.py``: colour =
+argmax z[0:6], shape = argmax z[6:9], background = argmax z[9:12], size/position/brightness from
+normal CDFs of z[12:17]). The unmodified StyleGAN2 (``generator.mapping`` + ``generator.synthesis``,
+noise_mode "const", noise strengths held at 0) is fitted to these targets with
+
+    loss = MSE + r(t) * (L1 + edge_weight * L1(finite-difference gradients of G(z) vs. of the target))
+
+where r(t) is 0 for the first half of the wall-clock budget and ramps linearly to 1 by 75 %: MSE
+alone first teaches where/what the shape is (L1 terms favour the median image, plain background, while
+the model cannot place shapes yet), then L1 and the edge term keep shape boundaries crisp where pure
+MSE averages them into blobs. Optimiser: Adam on the
+raw (equalised-lr) parameters; the mapping network's Adam step is multiplied by
+``--mapping-lr-scale`` because its stored weights are scaled by mapping_lr_multiplier=0.01 at run time.
+``w_avg`` is tracked as in the official training (EMA of the batch mean w, beta 0.995), so
+truncation works. The learning rate follows a cosine decay over the wall-clock budget.
+
+Efficient and bounded: the whole train step (forward, loss, grads, Adam, w_avg) is one jitted
+function; targets are rendered with numpy in chunks of fresh latents in a background thread; the run
+stops after ``--minutes`` of training wall time (counted across resumes); the full training state is
+checkpointed every ``--ckpt-every`` minutes to ``--state`` and rerunning the same command resumes.
+At the end the generator is written with ``checkpoints.save_params`` to ``--out``
+(default: the package asset folder ``styleclip_jax/assets/shapes_generator``).
+
+Reproduce:  python scripts/train_shapes_generator.py --minutes 40
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import pickle
+import queue
+import sys
+import threading
+import time
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from styleclip_jax import checkpoints  # noqa: E402
+from styleclip_jax import generator as G  # noqa: E402
+from styleclip_jax import ops  # noqa: E402
+from styleclip_jax.shapes import generator_data as D  # noqa: E402
+from styleclip_jax.shapes import render as R  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+DEFAULT_OUT = os.path.join(REPO, "styleclip_jax", "assets", "shapes_generator")
+EVAL_SEEDS = range(1_000_000, 1_000_256)  # held-out latents: np.random.RandomState(seed).randn(z_dim)
+W_AVG_BETA = 0.995
+
+# ---------------------------------------------------------------------------------------------
+# Training-only fast modulated conv: the same maths as ops.modulated_conv2d (checked at start-up
+# against the standard synthesis), written as im2col matmuls. XLA:CPU's grouped FIR convolutions
+# and lhs-dilated transposed convolutions are slow, their gradients even more so. The up-sampling
+# conv (transposed conv stride 2, then the [1,3,3,1] FIR) is folded into one 6x6 kernel on the
+# zero-inserted input and split into its 4 polyphase 3x3 kernels, so it becomes one matmul.
+# ---------------------------------------------------------------------------------------------
+
+def _im2col_conv3(x, w):
+    """x (N,H,W,I) padded by 1, correlate with w (O,I,3,3) via one matmul."""
+    n, h, wd, i = x.shape
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    cols = jnp.concatenate([xp[:, dy:dy + h, dx:dx + wd, :] for dy in range(3) for dx in range(3)], axis=-1)
+    wm = jnp.transpose(w, (2, 3, 1, 0)).reshape(9 * i, -1)
+    return cols @ wm
+
+def up_kernel(w, f=ops.DEFAULT_FILTER):
+    """(O,I,3,3) -> phase kernels (4O, I, 3, 3) for the exact official up-conv."""
+    f = jnp.asarray(np.asarray(f, np.float32))
+    # K2[dy,dx], d in [-2,3] -> index d+2 in [0,5]; K2[d] = 4 sum_b f[b] w[d+2-b]
+    o, i = w.shape[:2]
+    K = jnp.zeros((o, i, 6, 6), w.dtype)
+    for by in range(4):
+        for bx in range(4):
+            # w index u = d+2-b  -> d = u+b-2 -> K index d+2 = u+b
+            K = K.at[:, :, by:by + 3, bx:bx + 3].add(4.0 * f[by, bx] * w)
+    phases = []
+    for ay in range(2):
+        for ax in range(2):
+            P = jnp.stack([jnp.stack([K[:, :, ay - 2 * ey + 2, ax - 2 * ex + 2] for ex in (-1, 0, 1)], -1)
+                           for ey in (-1, 0, 1)], -2)
+            phases.append(P)
+    return jnp.concatenate(phases, axis=0)  # (4O, I, 3, 3), phase-major
+
+def fast_modconv(x, weight, styles, noise=None, up=1, padding=0, demodulate=True):
+    x = x * styles[:, None, None, :]
+    kh = weight.shape[2]
+    if kh == 1:
+        y = x @ weight[:, :, 0, 0].T
+    elif up == 1:
+        assert padding == 1
+        y = _im2col_conv3(x, weight)
+    else:
+        assert padding == 1 and up == 2
+        o = weight.shape[0]
+        y = _im2col_conv3(x, up_kernel(weight))
+        n, h, w_, _ = y.shape
+        y = y.reshape(n, h, w_, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w_, o)
+    if demodulate:
+        y = y * ops.demod_coefficients(weight, styles)[:, None, None, :]
+    if noise is not None:
+        y = y + noise
+    return y
+
+
+def check_fast_conv(params, cfg, n=4):
+    """The training synthesis (fast_modconv) must equal the shipped one (ops.modulated_conv2d)."""
+    z = jnp.asarray(np.random.default_rng(123).standard_normal((n, cfg.z_dim)), jnp.float32)
+    ws = G.mapping(params, cfg, z)
+    ref = np.asarray(G.synthesis(params, cfg, ws))
+    fast = np.asarray(G.synthesis(params, cfg, ws, modconv=fast_modconv))
+    err = float(np.max(np.abs(ref - fast)) / (np.max(np.abs(ref)) + 1e-12))
+    if not err < 1e-3:
+        raise SystemExit(f"fast_modconv disagrees with ops.modulated_conv2d (relative max error {err:.2e})")
+    print(f"fast_modconv check: relative max error {err:.1e} vs. the standard synthesis", flush=True)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=DEFAULT_OUT, help="folder for the final generator (save_params)")
+    p.add_argument("--state", default="/tmp/shapes_generator_state.pkl", help="resumable training state file")
+    p.add_argument("--minutes", type=float, default=40.0, help="training wall-clock budget (across resumes)")
+    p.add_argument("--ckpt-every", type=float, default=3.0, help="minutes between state checkpoints")
+    p.add_argument("--eval-every", type=int, default=100, help="steps between held-out evaluations")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr-final", type=float, default=0.05, help="final lr as a fraction of --lr (cosine)")
+    p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps")
+    p.add_argument("--mapping-lr-scale", type=float, default=100.0)
+    p.add_argument("--edge-weight", type=float, default=1.0)
+    p.add_argument("--shape-weight", type=float, default=4.0, help="extra MSE weight on shape pixels")
+    p.add_argument("--l1-weight", type=float, default=1.0)
+    p.add_argument("--ramp-start", type=float, default=0.5, help="budget fraction where L1/edge terms start")
+    p.add_argument("--ramp-end", type=float, default=0.75, help="budget fraction where they reach full weight")
+    p.add_argument("--chunk", type=int, default=4096, help="latents rendered per data chunk")
+    p.add_argument("--passes", type=int, default=2, help="minibatch passes over each chunk")
+    p.add_argument("--z-dim", type=int, default=64)
+    p.add_argument("--w-dim", type=int, default=64)
+    p.add_argument("--mapping-layers", type=int, default=4)
+    p.add_argument("--channel-base", type=int, default=1024)
+    p.add_argument("--channel-max", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--standard-conv", action="store_true", help="train with ops.modulated_conv2d (slow on CPU)")
+    p.add_argument("--bench", type=int, default=0, help="only time this many train steps and exit")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing --state file")
+    return p.parse_args(argv)
+
+
+def make_config(a) -> G.GeneratorConfig:
+    return G.GeneratorConfig(z_dim=a.z_dim, w_dim=a.w_dim, img_resolution=R.IMAGE_SIZE, img_channels=3, c_dim=0,
+                             mapping_layers=a.mapping_layers, mapping_lr_multiplier=0.01,
+                             channel_base=a.channel_base, channel_max=a.channel_max, conv_clamp=None,
+                             source="nvlabs")
+
+
+def update_scales(params, mapping_lr_scale: float):
+    """Per-leaf multiplier of the Adam step: 0 for w_avg (EMA) and noise strengths (held at 0)."""
+    def scale(path, _):
+        names = [getattr(k, "key", None) for k in path]
+        if names[-1] in ("w_avg", "noise_strength", "noise_const"):
+            return 0.0
+        return mapping_lr_scale if names[0] == "mapping" else 1.0
+    return jax.tree_util.tree_map_with_path(scale, params)
+
+
+def image_grads(x):
+    return x[:, 1:, :, :] - x[:, :-1, :, :], x[:, :, 1:, :] - x[:, :, :-1, :]
+
+
+def make_step(cfg, scales, modconv, shape_weight=4.0):
+    tx = optax.scale_by_adam()
+
+    def loss_fn(params, z, target, l1_weight, edge_weight):
+        ws = G.mapping(params, cfg, z)
+        img = G.synthesis(params, cfg, ws, noise_mode="const", modconv=modconv)
+        diff = img - target
+        # shape pixels are 6-25 % of an image: weight them up so colour and placement are learned
+        # before the (easy) background dominates the loss; the corner pixel is always background
+        fg = (jnp.sum(jnp.abs(target - target[:, :1, :1, :]), axis=-1, keepdims=True) > 0.15)
+        wmap = 1.0 + shape_weight * fg.astype(img.dtype)
+        mse = jnp.mean(wmap * jnp.square(diff)) / jnp.mean(wmap)
+        l1 = jnp.mean(jnp.abs(diff))
+        gy, gx = image_grads(img)
+        ty, tx_ = image_grads(target)
+        edge = 0.5 * (jnp.mean(jnp.abs(gy - ty)) + jnp.mean(jnp.abs(gx - tx_)))
+        loss = mse + l1_weight * l1 + edge_weight * edge
+        return loss, (mse, l1, edge, jnp.mean(ws[:, 0], axis=0))
+
+    @jax.jit
+    def step(params, opt_state, z, target, lr, l1_weight, edge_weight):
+        (loss, (mse, l1, edge, w_mean)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, z, target, l1_weight, edge_weight)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = jax.tree_util.tree_map(lambda p, u, s: p - lr * s * u, params, updates, scales)
+        m = params["mapping"]
+        params = dict(params, mapping=dict(m, w_avg=w_mean + W_AVG_BETA * (m["w_avg"] - w_mean)))
+        return params, opt_state, {"loss": loss, "mse": mse, "l1": l1, "edge": edge}
+
+    return tx, step
+
+
+def loss_weights_at(a, frac):
+    """(l1_weight, edge_weight): 0 for the first ``ramp_start`` of the budget, then a linear ramp.
+
+    Early on the model cannot yet place a shape; L1 (and L1 on gradients) then favour the median
+    image, i.e. plain background, and give no signal towards blobs, while MSE pulls towards the
+    (blurry) mean shape and so teaches position/size/colour first. The L1 and edge terms sharpen later.
+    """
+    r = min(1.0, max(0.0, (frac - a.ramp_start) / max(1e-6, a.ramp_end - a.ramp_start)))
+    return a.l1_weight * r, a.edge_weight * r
+
+
+def lr_at(a, step, frac):
+    warm = min(1.0, (step + 1) / max(1, a.warmup))
+    cos = a.lr_final + (1.0 - a.lr_final) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
+    return a.lr * warm * cos
+
+
+class ChunkMaker:
+    """Background thread rendering chunks of (z, target) with fresh latents from a seeded stream."""
+
+    def __init__(self, z_dim, chunk, seed, start_chunk):
+        self.z_dim, self.chunk, self.seed = z_dim, chunk, seed
+        self.q = queue.Queue(maxsize=1)
+        self.next = start_chunk
+        self.stop = False
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while not self.stop:
+            rng = np.random.default_rng([self.seed, self.next])
+            z = rng.standard_normal((self.chunk, self.z_dim)).astype(np.float32)
+            target = D.render_z(z).astype(np.float32)
+            self.q.put((self.next, z, target))
+            self.next += 1
+
+    def get(self):
+        return self.q.get()
+
+
+def evaluate(params, cfg, z_eval, fwd):
+    imgs = np.asarray(fwd(params, z_eval))
+    return D.evaluate(imgs, z_eval)
+
+
+def save_state(path, state):
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        pickle.dump(jax.device_get(state), f)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    cfg = make_config(a)
+    n_params = sum(int(np.prod(s)) for s in jax.tree_util.tree_leaves(G.param_shapes(cfg),
+                                                                        is_leaf=lambda x: isinstance(x, tuple)))
+    print(f"config: {cfg}\nparameters: {n_params:,} ({n_params * 4 / 2**20:.2f} MiB float32)", flush=True)
+
+    params = G.init_params(jax.random.PRNGKey(a.seed), cfg)
+    scales = update_scales(params, a.mapping_lr_scale)
+    modconv = ops.modulated_conv2d if a.standard_conv else fast_modconv
+    check_fast_conv(params, cfg)
+    tx, step = make_step(cfg, scales, modconv, a.shape_weight)
+    opt_state = tx.init(params)
+    it, elapsed, chunk_id, history = 0, 0.0, 0, []
+    if os.path.exists(a.state) and not a.fresh and not a.bench:
+        with open(a.state, "rb") as f:
+            st = pickle.load(f)
+        if st["config"] != cfg.to_dict():
+            raise SystemExit(f"{a.state} was written for another config ({st['config']}); use --fresh")
+        params = jax.tree_util.tree_map(jnp.asarray, st["params"])
+        opt_state = jax.tree_util.tree_map(jnp.asarray, st["opt_state"])
+        it, elapsed, chunk_id, history = st["step"], st["elapsed"], st["chunk_id"], st["history"]
+        print(f"resumed from {a.state}: step {it}, {elapsed / 60:.1f} min done", flush=True)
+
+    fwd = jax.jit(lambda p, z: G.synthesis(p, cfg, G.mapping(p, cfg, z), noise_mode="const"))
+    z_eval = G.seeds_to_z(EVAL_SEEDS, cfg.z_dim)
+    budget = a.minutes * 60.0
+    maker = ChunkMaker(cfg.z_dim, a.chunk, a.seed, chunk_id)
+    steps_per_chunk = max(1, a.passes * a.chunk // a.batch)
+    rng = np.random.default_rng([a.seed, 999, it])
+
+    if a.bench:
+        _, z, tgt = maker.get()
+        t0 = time.time()
+        out = step(params, opt_state, z[:a.batch], tgt[:a.batch], 1e-3, 1.0, 1.0)
+        jax.block_until_ready(out)
+        print(f"compile+1 step: {time.time() - t0:.1f}s", flush=True)
+        t0 = time.time()
+        for i in range(a.bench):
+            params, opt_state, m = step(params, opt_state, z[i * a.batch:(i + 1) * a.batch],
+                                        tgt[i * a.batch:(i + 1) * a.batch], 1e-3, 1.0, 1.0)
+        jax.block_until_ready(params)
+        print(f"{(time.time() - t0) / a.bench:.3f} s/step (batch {a.batch})", flush=True)
+        maker.stop = True
+        return
+
+    t_start = time.time() - elapsed
+    last_ckpt = time.time()
+    run_metrics = []
+    while True:
+        cid, z_chunk, t_chunk = maker.get()
+        chunk_id = cid + 1
+        order = np.concatenate([rng.permutation(a.chunk) for _ in range(a.passes)])
+        for j in range(steps_per_chunk):
+            idx = order[j * a.batch:(j + 1) * a.batch]
+            elapsed = time.time() - t_start
+            lr = lr_at(a, it, elapsed / budget)
+            l1_w, edge_w = loss_weights_at(a, elapsed / budget)
+            params, opt_state, m = step(params, opt_state, z_chunk[idx], t_chunk[idx], lr, l1_w, edge_w)
+            it += 1
+            run_metrics.append(m)
+            if it % a.eval_every == 0:
+                ms = jax.device_get(run_metrics)
+                run_metrics = []
+                avg = {k: float(np.mean([x[k] for x in ms])) for k in ms[0]}
+                ev = evaluate(params, cfg, z_eval, fwd)
+                elapsed = time.time() - t_start
+                eta = max(0.0, budget - elapsed)
+                history.append({"step": it, "minutes": elapsed / 60, "lr": lr, "l1_weight": l1_w, "edge_weight": edge_w, **avg, **{"eval_" + k: v for k, v in ev.items()}})
+                print(f"step {it:6d} | {elapsed / 60:5.1f} min, {elapsed / it:.3f} s/step, ETA {eta / 60:4.1f} min"
+                      f" | lr {lr:.2e} l1/edge w {l1_w:.2f} | train loss {avg['loss']:.4f} mse {avg['mse']:.4f} edge {avg['edge']:.4f}"
+                      f" | held-out mae {ev['mae']:.4f} mse {ev['mse']:.4f} colour {ev['colour_acc']:.3f}"
+                      f" iou {ev['iou']:.3f}", flush=True)
+            if time.time() - last_ckpt > a.ckpt_every * 60 or time.time() - t_start > budget:
+                save_state(a.state, {"config": cfg.to_dict(), "params": params, "opt_state": opt_state, "step": it,
+                                     "elapsed": time.time() - t_start, "chunk_id": chunk_id, "history": history})
+                last_ckpt = time.time()
+            if time.time() - t_start > budget:
+                break
+        if time.time() - t_start > budget:
+            break
+    maker.stop = True
+    elapsed = time.time() - t_start
+    ev = evaluate(params, cfg, z_eval, fwd)
+    print(f"done: {it} steps in {elapsed / 60:.1f} min | held-out {ev}", flush=True)
+    params_np = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), jax.device_get(params))
+    extra = {"method": "supervised regression to render_attributes(z_to_attributes(z)); loss MSE + L1 + edge",
+             "args": {k: v for k, v in vars(a).items() if k not in ("out", "state")},
+             "steps": it, "train_minutes": elapsed / 60, "eval_seeds": [EVAL_SEEDS.start, EVAL_SEEDS.stop],
+             "final_eval": ev, "history": history}
+    notes = os.path.join(a.out, "TRAINING.md")  # keep the hand-written notes across a retrain
+    notes_text = open(notes, encoding="utf-8").read() if os.path.isfile(notes) else None
+    checkpoints.save_params(a.out, params_np, {**cfg.to_dict(), "kind": "stylegan2_generator"}, extra=extra,
+                            overwrite=True)
+    if notes_text is not None:
+        with open(notes, "w", encoding="utf-8") as f:
+            f.write(notes_text)
+    print(f"saved generator to {a.out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
