@@ -46,7 +46,7 @@ def main():
     args = ap.parse_args()
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()})")
     clip = vit_b32_clip("normalized")
-    rows, estimates = [], []
+    rows, estimates, blocks = [], [], {}
     for name in args.configs.split(","):
         G = random_generator(name)
         ws = gd.sample_ws(G, args.images, seed=0)
@@ -69,7 +69,9 @@ def main():
                     fn = lambda G, c, st, r, i, mu, sd: gd._block_sum(G, c, st, r, i, mu, sd, layer_index=li,
                                                                      alpha=5.0, noise_mode="const")
                     flops = compiled_flops(fn, G, clip, state, rest, idx, mean[l.name], std[l.name])
-                    sec = time_fn(jax.jit(fn), G, clip, state, rest, idx, mean[l.name], std[l.name], iters=args.iters)
+                    jf = jax.jit(fn)
+                    sec = time_fn(jf, G, clip, state, rest, idx, mean[l.name], std[l.name], iters=args.iters)
+                    blocks[(name, prec, li)] = np.asarray(jf(G, clip, state, rest, idx, mean[l.name], std[l.name]))
                     pairs = args.block * args.images
                     per_layer[li] = (sec / pairs, flops / pairs if flops else None)
                     peak = device_peak("bf16" if prec == "bfloat16" else "float32")
@@ -85,6 +87,15 @@ def main():
             total = sum(l.channels * 100 * max(a + b * suffix_macs(G, l.index), 0.0) for l in edit)
             estimates.append([f"{name}px", prec, sum(l.channels for l in edit), fmt(total / 60, ".1f")])
     print_table(rows, ["config", "precision", "layer", "chan*img/s", "GFLOP/(chan*img)", "TFLOP/s", "of peak"])
+    agree = []
+    for (name, prec, li), v in blocks.items():
+        ref = blocks.get((name, "float32", li))
+        if prec != "float32" and ref is not None:
+            agree.append([f"{name}px", prec, f"S layer {li}",
+                          fmt(gd.agreement(v, ref), ".6f")])
+    if agree:
+        print()
+        print_table(agree, ["config", "precision", "layer", "mean cosine vs float32 (fs3 rows)"])
     print()
     print_table(estimates, ["config", "precision", "channels", "full sweep x100 images (min, est.)"])
 
