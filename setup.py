@@ -18,7 +18,7 @@ setup(
         "orbax-checkpoint>=0.5",
         # transformers v5 removed the Flax model classes (FlaxCLIPModel); all CLIP use lives in
         # styleclip_jax/clip.py and needs the 4.x line.
-        "transformers>=4.40,<5",
+        "transformers<5,>=4.40",
         "numpy>=1.24",
         "pillow>=9",
         "absl-py>=1.0",
