@@ -21,11 +21,7 @@ from styleclip_jax import generator as gen  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import compiled_flops, device_peak, fmt, print_table, time_fn  # noqa: E402
-
-CONFIGS = {
-    "256": sc.GeneratorConfig(z_dim=512, w_dim=512, img_resolution=256, channel_base=16384, channel_max=512),
-    "1024": sc.GeneratorConfig(z_dim=512, w_dim=512, img_resolution=1024, channel_base=32768, channel_max=512),
-}
+from _models import GENERATORS as CONFIGS  # noqa: E402
 
 
 def main():

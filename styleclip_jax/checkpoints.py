@@ -88,8 +88,8 @@ def _to_jsonable(obj: Any, where: str) -> Any:
         return value
     if isinstance(obj, np.bool_):
         return bool(obj)
-    if isinstance(obj, np.ndarray) and obj.ndim == 0:
-        return _to_jsonable(obj.item(), where)
+    if isinstance(obj, np.ndarray):
+        return _to_jsonable(obj.item() if obj.ndim == 0 else obj.tolist(), where)
     if isinstance(obj, Mapping):
         out = {}
         for key, value in obj.items():

@@ -124,7 +124,8 @@ def template_average(embeddings: jax.Array) -> jax.Array:
     embeddings = jnp.asarray(embeddings)
     if embeddings.ndim < 2:
         raise ValueError(f"template_average: expected (num_templates, D) embeddings, got shape {embeddings.shape}")
-    return l2_normalize(jnp.mean(l2_normalize(embeddings), axis=-2))
+    from .gd_math import template_average as _average  # the one implementation of the maths
+    return _average(embeddings)
 
 
 def text_direction_from_embeddings(target_emb: jax.Array, neutral_emb: jax.Array) -> jax.Array:

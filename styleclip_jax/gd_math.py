@@ -78,7 +78,7 @@ def template_average(emb):
     Normalise each row, average the rows, normalise again. (The CLIP wrapper has its own copy;
     this one is the reference for the maths.)
     """
-    return normalize(jnp.mean(normalize(jnp.asarray(emb), -1), axis=0), -1)
+    return normalize(jnp.mean(normalize(jnp.asarray(emb), -1), axis=-2), -1)
 
 
 def text_direction_from_features(t_target, t_neutral):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pathlib
 import tempfile
@@ -28,18 +27,9 @@ def atomic_path(path):
 
 
 def write_json(path, obj) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
-            f.write("\n")
-
-
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o)}")
+    """Atomic JSON write (the checkpoints module's writer; numpy scalars/arrays become plain values)."""
+    from .checkpoints import write_json as _write
+    _write(path, obj, indent=2)
 
 
 def write_npz(path, **arrays) -> None:
@@ -66,8 +56,7 @@ def parse_seeds(spec, flag: str = "--config.seeds") -> List[int]:
             if not part:
                 continue
             if "-" in part[1:]:
-                a, b = part.split("-", 1) if not part.startswith("-") else (None, None)
-                a, b = int(a), int(b)
+                a, b = (int(x) for x in part.split("-", 1))  # a leading "-" fails int("")
                 if b < a:
                     raise ValueError
                 out.extend(range(a, b + 1))
