@@ -22,21 +22,19 @@ device with a `jax.sharding.Mesh` (channel axis), and resumes from atomically wr
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import pathlib
 import re
-import time
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import gd_math, io_utils
-from .generator import synthesis_layers
+from .generator import synthesis_layers, truncate, w_to_s
 
 # ------------------------------------------------------------------------------------------------
 # Layout helpers
@@ -68,15 +66,9 @@ def num_relevance_channels(G, max_resolution: Optional[int] = None) -> int:
 # 1. StyleSpace statistics
 # ------------------------------------------------------------------------------------------------
 @jax.jit
-def _styles_of_z(G, z, psi, cutoff_mask):
-    ws = G.mapping(z, truncation_psi=1.0)
-    t = G.mean_w() + psi * (ws - G.mean_w())
-    ws = jnp.where(cutoff_mask[None, :, None], t, ws)
-    return _w_to_s(G, ws)
-
-
-def _w_to_s(G, ws):
-    from .generator import w_to_s
+def _styles_of_z(G, z, psi, cutoff):
+    """S of z mapped with truncation psi on rows [:cutoff] (psi traced, so one compile for all psi)."""
+    ws = truncate(G.mapping(z, truncation_psi=1.0), G.mean_w(), psi, cutoff)
     return w_to_s(G.params, G.cfg, ws)
 
 
@@ -99,7 +91,6 @@ def style_stats(G, num_samples: int = 100_000, truncation_psi: float = 0.7, trun
     """
     rs = np.random.RandomState(seed)
     cut = G.num_ws if truncation_cutoff is None else int(truncation_cutoff)
-    mask = jnp.arange(G.num_ws) < cut
     sums: Dict[str, np.ndarray] = {}
     sqs: Dict[str, np.ndarray] = {}
     done = 0
@@ -107,7 +98,7 @@ def style_stats(G, num_samples: int = 100_000, truncation_psi: float = 0.7, trun
     while done < num_samples:
         b = min(batch_size, num_samples - done)
         z = rs.randn(b, G.cfg.z_dim).astype(np.float32)
-        s = _styles_of_z(G, z, jnp.float32(truncation_psi), mask)
+        s = _styles_of_z(G, z, jnp.float32(truncation_psi), jnp.int32(cut))
         for k, v in s.items():
             v = np.asarray(v, np.float64)
             sums[k] = sums.get(k, 0.0) + v.sum(0)
@@ -312,6 +303,7 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
     clip_r = jax.device_put(clip, repl)
     computed = 0
     prefix_cache: Dict[int, list] = {}
+    names_before = {li: {l.name for l in G.layout[:li]} for li, _, _ in plan.units}
     with ctx:
         for (li, a, b) in todo:
             f, pre = fn_for(li)
@@ -322,7 +314,7 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
                 chunks = []
                 for i0 in range(0, m, ib):
                     s_c = {k: jax.device_put(v[i0:i0 + ib], repl) for k, v in s_all.items()}
-                    state = pre(G_r, {k: s_c[k] for k in s_c if k in [l.name for l in G.layout[:li]]})
+                    state = pre(G_r, {k: s_c[k] for k in s_c if k in names_before[li]})
                     chunks.append((state, {k: s_c[k] for k in names}))
                 prefix_cache[li] = chunks
             idx = np.arange(a, a + bsz) % layer.channels  # pad the last block by wrapping

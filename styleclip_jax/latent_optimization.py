@@ -16,6 +16,7 @@ every `report_every` steps through `jax.debug.callback`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Any, Dict, Optional, Sequence
 
@@ -121,19 +122,20 @@ def pair_losses(G, clip, var, frozen, init, text_emb, orig_feats, arc, cfg: Late
     return total, {"clip": c_loss, "cos": cos, "l2": l2, "id": id_l}
 
 
-def _progress_printer(steps, t0_box):
-    def report(step, loss):
-        step = int(step)
-        now = time.time()
-        if t0_box[0] is None:
-            t0_box[0] = now
-            print(f"  step {step + 1:>5d}/{steps}  mean loss {float(loss):.4f}", flush=True)
-            return
-        rate = step / max(now - t0_box[0], 1e-9)
-        eta = (steps - step - 1) / max(rate, 1e-9)
-        print(f"  step {step + 1:>5d}/{steps}  mean loss {float(loss):.4f}  {rate:.1f} steps/s  ETA {eta:.0f}s",
-              flush=True)
-    return report
+_PROGRESS = {"t0": None}
+
+
+def _report(step, loss, *, steps):
+    """Progress line printed from inside the compiled loop (jax.debug.callback)."""
+    step, now = int(step), time.time()
+    if _PROGRESS["t0"] is None or step == 0:
+        _PROGRESS["t0"] = now
+        print(f"  step {step + 1:>5d}/{steps}  mean loss {float(loss):.4f}", flush=True)
+        return
+    rate = step / max(now - _PROGRESS["t0"], 1e-9)
+    eta = (steps - step - 1) / max(rate, 1e-9)
+    print(f"  step {step + 1:>5d}/{steps}  mean loss {float(loss):.4f}  {rate:.1f} steps/s  ETA {eta:.0f}s",
+          flush=True)
 
 
 def build_optimizer(cfg: LatentOptConfig) -> optax.GradientTransformation:
@@ -161,6 +163,25 @@ def run_steps(G, clip, arc, init_var, frozen, text_emb, orig_feats, cfg: LatentO
 
     (var, _), hist = jax.lax.scan(step, (init_var, tx.init(init_var)), jnp.arange(cfg.steps))
     return var, hist
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "verbose"))
+def _optimize_compiled(G, clip, arc, init_var, frozen, t, cfg: LatentOptConfig, verbose: bool):
+    """One program: source renders, the scanned Adam loop, and before/after metrics.
+
+    Module-level so repeated calls with the same shapes and config reuse the compilation."""
+    from .arcface import features_fn
+    img0 = _render(G, init_var, frozen, cfg.space, cfg.noise_mode)
+    orig_feats = None if arc is None else features_fn(arc.params, img0, num_layers=arc.num_layers)
+    report = functools.partial(_report, steps=cfg.steps) if verbose else None
+    var, hist = run_steps(G, clip, arc, init_var, frozen, t, orig_feats, cfg, report)
+    _, before = pair_losses(G, clip, init_var, frozen, init_var, t, orig_feats, arc, cfg)
+    _, after = pair_losses(G, clip, var, frozen, init_var, t, orig_feats, arc, cfg)
+    idsim = None
+    if arc is not None:
+        f = features_fn(arc.params, _render(G, var, frozen, cfg.space, cfg.noise_mode), num_layers=arc.num_layers)
+        idsim = jnp.sum(f * orig_feats, axis=-1)
+    return var, hist, before, after, idsim
 
 
 def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(), arc=None,
@@ -193,22 +214,9 @@ def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(),
         init_var, frozen = w0, {}
     else:
         init_var, frozen = _split_s(G, G.w_to_s(w0))
-    report = _progress_printer(cfg.steps, [None]) if verbose else None
-
-    @jax.jit
-    def compiled(G, clip, arc, init_var, frozen, t):
-        img0 = _render(G, init_var, frozen, cfg.space, cfg.noise_mode)
-        orig_feats = None
-        if arc is not None and cfg.id_lambda > 0:
-            from .arcface import features_fn
-            orig_feats = features_fn(arc.params, img0, num_layers=arc.num_layers)
-        var, hist = run_steps(G, clip, arc, init_var, frozen, t, orig_feats, cfg, report)
-        _, before = pair_losses(G, clip, init_var, frozen, init_var, t, orig_feats, arc, cfg)
-        _, after = pair_losses(G, clip, var, frozen, init_var, t, orig_feats, arc, cfg)
-        return var, hist, before, after
-
+    _PROGRESS["t0"] = None
     t0 = time.time()
-    var, hist, before, after = compiled(G, clip, arc if cfg.id_lambda > 0 else None, init_var, frozen, t)
+    var, hist, before, after, idsim = _optimize_compiled(G, clip, arc, init_var, frozen, t, cfg, verbose)
     jax.block_until_ready(var)
     hist = np.asarray(hist)
     metrics = {
@@ -219,10 +227,7 @@ def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(),
         "loss_curve": hist[:: max(1, cfg.steps // 20)].T,
         "seconds": time.time() - t0,
     }
-    if arc is not None:
-        from .arcface import identity_similarity
-        img_b = _render(G, init_var, frozen, cfg.space, cfg.noise_mode)
-        img_a = _render(G, var, frozen, cfg.space, cfg.noise_mode)
-        metrics["id_similarity"] = np.asarray(identity_similarity(arc, img_a, img_b))
+    if idsim is not None:
+        metrics["id_similarity"] = np.asarray(idsim)
     edited = var if cfg.space == "wplus" else {**var, **frozen}
     return edited, metrics

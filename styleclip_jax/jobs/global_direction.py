@@ -5,7 +5,6 @@ import hashlib
 import html
 import os
 import pathlib
-import shutil
 
 import numpy as np
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pathlib
-import shutil
 
 from .global_direction import load_models, precompute, validate  # noqa: F401
 

@@ -83,13 +83,10 @@ def write_outputs(G, workdir, w_src, labels, prompts, pairs, edited, m, cfg, pai
     if pairing == "product":
         P = len(prompts)
         grid_edit = edit_img.reshape(P, n, *edit_img.shape[1:])
-        sources_for_grid = src_img
     else:  # zip: one edit per source
         P = 1
-        order = np.argsort(src_idx)
-        grid_edit = edit_img[order][None]
-        sources_for_grid = src_img
-    cells = np.concatenate([sources_for_grid[None], grid_edit], axis=0)  # (1+P, N, H, W, 3)
+        grid_edit = edit_img[np.argsort(src_idx)][None]
+    cells = np.concatenate([src_img[None], grid_edit], axis=0)  # (1+P, N, H, W, 3)
     cells = np.transpose(cells, (1, 0, 2, 3, 4)).reshape(-1, *src_img.shape[1:])
     io_utils.save_grid(out / "grid.png", cells, rows=n, cols=1 + P)
     io_utils.write_npz(out / "images.npz", source=src_img.astype(np.float32),
