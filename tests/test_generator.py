@@ -47,6 +47,13 @@ def test_ffhq_layout_facts(fixtures_dir):
     assert layout_lib.num_channels(lay) == 6048 and layout_lib.num_channels(lay, True) == 9088
     assert layout_lib.num_channels(layout_lib.non_torgb_layers(lay, 128)) == 5376
     assert "6048" in text and "5376" in text
+    # the fixture's own per-layer facts, computed from the official code
+    assert [l.name for l in lay] == facts["s_names"]
+    assert [l.channels for l in lay] == facts["channels_per_s_layer"]
+    assert [l.ws_index for l in lay] == facts["w_plus_row_per_s_layer"]
+    assert layout_lib.torgb_indices(lay) == facts["torgb_indices"]
+    assert [l.index for l in layout_lib.non_torgb_layers(lay)] == facts["mindexs"]
+    assert layout_lib.num_channels(lay) == facts["channels_without_torgb"]
 
 
 def test_jit_equals_eager(G):
