@@ -1,11 +1,12 @@
 """Text-driven global directions in StyleSpace (StyleCLIP method 3): edit + batched studies.
 
-Run (offline shapes world; uses the shipped StyleSpace stats and fs3, ~30 s on a 2-core CPU):
+Run (offline shapes world; uses the shipped StyleSpace stats and fs3, ~10 s on a 2-core CPU):
     python main.py --mode=global_direction --workdir=runs/gd
 A study (P targets x A alphas x B betas, one HTML page):
     python main.py --mode=global_direction --workdir=runs/gd_study \
         --config.targets='["a red shape", "a blue shape"]' --config.alphas='[-6, -3, 0, 3, 6]' --config.betas='[0.05, 0.1]'
-Real FFHQ weights (first run computes stats + the fs3 sweep, ~10 min on one H100, then cached):
+Real FFHQ weights (the first run computes stats + the fs3 sweep and caches them; issue #7's target for the
+sweep is <= 10 min on one H100, not yet measured):
     python main.py --mode=global_direction --workdir=runs/ffhq --config.generator=ffhq.pkl \
         --config.clip_model=openai/clip-vit-base-patch32 --config.neutral="a face" \
         --config.target="a face with blue eyes" --config.alpha=4.1 --config.beta=0.15 --config.seeds=0-7

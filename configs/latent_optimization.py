@@ -1,8 +1,9 @@
 """CLIP-guided latent optimisation (StyleCLIP method 1), many edits in one compiled program.
 
-Run (offline shapes world, ~1-3 min on a 2-core CPU):
+Run (offline shapes world, 8 sources x 300 steps on a 2-core CPU):
     python main.py --mode=latent_optimization --workdir=runs/lo
-Real weights (official defaults: lr 0.1, 300 steps, l2 0.008; ~1 s/edit amortised on one H100):
+Real weights (official defaults: lr 0.1, 300 steps, l2 0.008; issue #5's target, not yet measured: <= 1 s
+per 1024-px edit amortised over a batch of 32 on one H100):
     python main.py --mode=latent_optimization --workdir=runs/lo --config.generator=stylegan2-ffhq-config-f.pt \
         --config.clip_model=openai/clip-vit-base-patch32 --config.prompts='["a person with purple hair"]' \
         --config.seeds=0-3 [--config.arcface=model_ir_se50.pth --config.id_lambda=0.005]
