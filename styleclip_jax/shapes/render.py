@@ -142,11 +142,9 @@ def _coverage(shape, size, cx, cy, image_size, ss):
     return mask.reshape(n, image_size, ss, image_size, ss).mean(axis=(2, 4))
 
 
-def render_attributes(attrs: dict, image_size: int = IMAGE_SIZE, chunk: int = 512) -> np.ndarray:
-    """Render attributes (as from ``sample_attributes``; names or indices accepted for the categorical
-    ones; missing continuous ones default to a centred, mid-sized, full-brightness shape) to images
-    (N, H, W, 3) float32 in [-1, 1]. A 0-d attribute dict gives a single (H, W, 3) image."""
-    single = np.ndim(attrs["colour"]) == 0
+def render_layers(attrs: dict, image_size: int = IMAGE_SIZE, chunk: int = 512):
+    """The layers an image is composed of: (coverage (N, H, W) in [0, 1], shape RGB (N, 3), background
+    RGB (N, 3), both in [0, 1]). ``compose_layers`` of them is ``render_attributes(attrs)``."""
     c = np.atleast_1d(_index(attrs["colour"], COLOURS))
     s = np.atleast_1d(_index(attrs["shape"], SHAPES))
     b = np.atleast_1d(_index(attrs["background"], BACKGROUNDS))
@@ -154,14 +152,30 @@ def render_attributes(attrs: dict, image_size: int = IMAGE_SIZE, chunk: int = 51
     c, s, b = (np.broadcast_to(a, (n,)) for a in (c, s, b))
     cont = {k: np.broadcast_to(np.atleast_1d(np.asarray(attrs.get(k, v), np.float64)), (n,)) for k, v in _DEFAULTS.items()}
     scale = image_size / IMAGE_SIZE  # positions/sizes are expressed on the 32-px canvas
-    out = np.empty((n, image_size, image_size, 3), np.float32)
+    cov = np.empty((n, image_size, image_size), np.float64)
     for i in range(0, n, chunk):
         sl = slice(i, i + chunk)
-        cov = _coverage(s[sl], cont["size"][sl] * scale, cont["cx"][sl] * scale, cont["cy"][sl] * scale,
-                        image_size, SUPERSAMPLE)[..., None]
-        fg = (_COLOUR_ARR[c[sl]] * cont["brightness"][sl, None])[:, None, None, :]
-        bg = np.clip(_BG_ARR[b[sl]] + cont["bg_brightness"][sl, None], 0.0, 1.0)[:, None, None, :]
-        out[sl] = (bg * (1.0 - cov) + fg * cov) * 2.0 - 1.0
+        cov[sl] = _coverage(s[sl], cont["size"][sl] * scale, cont["cx"][sl] * scale, cont["cy"][sl] * scale,
+                            image_size, SUPERSAMPLE)
+    fg = _COLOUR_ARR[c] * cont["brightness"][:, None]
+    bg = np.clip(_BG_ARR[b] + cont["bg_brightness"][:, None], 0.0, 1.0)
+    return cov, fg, bg
+
+
+def compose_layers(cov, fg, bg) -> np.ndarray:
+    """Coverage (N, H, W), shape and background RGB (N, 3) in [0, 1] -> images (N, H, W, 3) float32 in [-1, 1]."""
+    cov = np.asarray(cov, np.float64)[..., None]
+    fg = np.asarray(fg, np.float64)[:, None, None, :]
+    bg = np.asarray(bg, np.float64)[:, None, None, :]
+    return ((bg * (1.0 - cov) + fg * cov) * 2.0 - 1.0).astype(np.float32)
+
+
+def render_attributes(attrs: dict, image_size: int = IMAGE_SIZE, chunk: int = 512) -> np.ndarray:
+    """Render attributes (as from ``sample_attributes``; names or indices accepted for the categorical
+    ones; missing continuous ones default to a centred, mid-sized, full-brightness shape) to images
+    (N, H, W, 3) float32 in [-1, 1]. A 0-d attribute dict gives a single (H, W, 3) image."""
+    single = np.ndim(attrs["colour"]) == 0
+    out = compose_layers(*render_layers(attrs, image_size, chunk))
     return out[0] if single else out
 
 
