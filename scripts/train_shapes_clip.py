@@ -13,6 +13,18 @@ auxiliary linear classifier on the image embedding (shape/colour/background; dro
 Part of the batches draw all images from one colour so that only shape/background separate them.
 
 Images are fed as pixel values in [-1, 1] (NCHW), no mean/std normalisation, at the render size.
+
+``--aug-p`` > 0 turns on appearance augmentation, on device, per image (the captions are unchanged,
+so every variant must still be read as the same colour/shape/background): the shape's coverage map is
+blurred (Gaussian, sigma up to ``--aug-blur`` px: soft edges like the tiny generator's) and given a
+light/dark halo (edge ringing up to ``--aug-halo``), the shape
+colour's hue is rotated by up to ``--aug-hue`` degrees (less than half the gap between neighbouring
+palette hues, so the colour word stays right), its saturation and value are scaled down, the background
+gets a small random RGB tint (``--aug-tint``) and is pulled toward a random colour by up to
+``--aug-bg-mix`` (so a tinted background cannot pass for the shape's colour), a smooth random colour field (4x4 cells upsampled,
+amplitude ``--aug-field``: the generator's blotchy backgrounds) is added, and pixel noise. Without it the CLIP only sees
+crisp, exact-palette renders and judges generated images (soft blobs, off-palette shades, tinted
+backgrounds) by cues the pixel colour does not share.
 """
 from __future__ import annotations
 
@@ -101,13 +113,65 @@ def make_config(vocab_size, eos_id, bos_id, args):
     )
 
 
-def to_pixels(images_uint8):
-    x = images_uint8.astype(jnp.float32) / 127.5 - 1.0
-    return jnp.transpose(x, (0, 3, 1, 2))  # NCHW, as FlaxCLIPModel expects
+def to_pixels(images):
+    """uint8 renders or float images in [-1, 1], NHWC -> float32 NCHW in [-1, 1] (FlaxCLIPModel's layout)."""
+    x = images.astype(jnp.float32) / 127.5 - 1.0 if images.dtype == jnp.uint8 else images
+    return jnp.transpose(x, (0, 3, 1, 2))
 
 
 def normalise(x):
     return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def gaussian_blur(x, sigma, radius: int = 3):
+    """Blur (B, H, W) maps with a per-map Gaussian of std ``sigma`` (B,) pixels (edge padding)."""
+    d = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
+    k = jnp.exp(-0.5 * jnp.square(d[None, :] / jnp.maximum(sigma, 1e-3)[:, None]))
+    k = k / jnp.sum(k, axis=1, keepdims=True)  # (B, 2r+1)
+    H, W = x.shape[1:]
+    xp = jnp.pad(x, ((0, 0), (radius, radius), (0, 0)), mode="edge")
+    x = sum(k[:, i, None, None] * xp[:, i:i + H, :] for i in range(2 * radius + 1))
+    xp = jnp.pad(x, ((0, 0), (0, 0), (radius, radius)), mode="edge")
+    return sum(k[:, i, None, None] * xp[:, :, i:i + W] for i in range(2 * radius + 1))
+
+
+def hue_rotate(rgb, degrees):
+    """Rotate colours (B, 3) about the grey axis by ``degrees`` (B,) (a hue shift that keeps lightness)."""
+    t = jnp.deg2rad(degrees)[:, None, None]
+    u = jnp.ones((3,), jnp.float32) / jnp.sqrt(3.0)
+    cross = jnp.array([[0.0, -u[2], u[1]], [u[2], 0.0, -u[0]], [-u[1], u[0], 0.0]])
+    rot = jnp.cos(t) * jnp.eye(3) + jnp.sin(t) * cross + (1.0 - jnp.cos(t)) * jnp.outer(u, u)
+    return jnp.einsum("bij,bj->bi", rot, rgb)
+
+
+def augment(key, clean, cov16, fg, bg, args):
+    """Appearance augmentation of a batch (see the module docstring). ``clean`` (B, H, W, 3) uint8 renders,
+    ``cov16`` (B, H, W) uint8 coverage x 16, ``fg``/``bg`` (B, 3) in [0, 1]. Returns float32 NHWC in [-1, 1];
+    each image is augmented with probability ``args.aug_p`` and left as rendered otherwise."""
+    B = clean.shape[0]
+    k = jax.random.split(key, 8)
+    cov = gaussian_blur(cov16.astype(jnp.float32) / 16.0,
+                        jax.random.uniform(k[0], (B,), maxval=args.aug_blur))
+    if args.aug_halo > 0:  # ringing: cov + a * (cov - blur(cov)) over/undershoots around the edge
+        kh = jax.random.split(k[0], 2)
+        amp = jax.random.uniform(kh[0], (B, 1, 1), maxval=args.aug_halo)
+        cov = cov + amp * (cov - gaussian_blur(cov, jax.random.uniform(kh[1], (B,), minval=1.0, maxval=2.5)))
+    c = hue_rotate(fg, jax.random.uniform(k[1], (B,), minval=-args.aug_hue, maxval=args.aug_hue))
+    grey = jnp.mean(c, axis=1, keepdims=True)
+    c = grey + jax.random.uniform(k[2], (B, 1), minval=0.6, maxval=1.0) * (c - grey)  # saturation
+    c = jnp.clip(c * jax.random.uniform(k[3], (B, 1), minval=0.75, maxval=1.05), 0.0, 1.0)  # value
+    b = jnp.clip(bg + jax.random.uniform(k[4], (B, 3), minval=-args.aug_tint, maxval=args.aug_tint), 0.0, 1.0)
+    if args.aug_bg_mix > 0:  # pull the background toward a random colour: the caption still names the shape's
+        kk = jax.random.split(k[4], 2)
+        other = jax.random.uniform(kk[0], (B, 3))
+        b = b + jax.random.uniform(kk[1], (B, 1), maxval=args.aug_bg_mix) * (other - b)
+    img = (b[:, None, None, :] * (1.0 - cov[..., None]) + c[:, None, None, :] * cov[..., None]) * 2.0 - 1.0
+    H, W = img.shape[1:3]
+    field = jax.random.uniform(k[7], (B, 4, 4, 3), minval=-args.aug_field, maxval=args.aug_field)
+    img = img + 2.0 * jax.image.resize(field, (B, H, W, 3), "bilinear")  # x2: [-1, 1] scale
+    img = img + 0.02 * jax.random.normal(k[5], img.shape)
+    on = jax.random.uniform(k[6], (B, 1, 1, 1)) < args.aug_p
+    return jnp.where(on, img, clean.astype(jnp.float32) / 127.5 - 1.0)
 
 
 def main():
@@ -135,6 +199,16 @@ def main():
     ap.add_argument("--warm-steps", type=int, default=2000,
                     help="supervised warm start: steps of attribute classification only, before the CLIP losses")
     ap.add_argument("--warm-lr", type=float, default=1e-3)
+    ap.add_argument("--logit-scale", type=float, default=0.0,
+                    help="fix the logit scale at this value (100 = the released CLIP's, whose scale StyleCLIP's "
+                         "CLIP loss 1 - scale * cos / 100 assumes); 0 = learn it from 1/0.07")
+    ap.add_argument("--aug-p", type=float, default=0.0, help="fraction of images augmented (0 = off)")
+    ap.add_argument("--aug-blur", type=float, default=1.5, help="max Gaussian blur sigma of the shape (px)")
+    ap.add_argument("--aug-hue", type=float, default=8.0, help="max hue rotation of the shape colour (degrees)")
+    ap.add_argument("--aug-tint", type=float, default=0.08, help="max per-channel background tint ([0, 1] scale)")
+    ap.add_argument("--aug-bg-mix", type=float, default=0.0, help="max blend of the background toward a random colour")
+    ap.add_argument("--aug-halo", type=float, default=0.0, help="max amplitude of edge ringing (halo) of the shape")
+    ap.add_argument("--aug-field", type=float, default=0.0, help="amplitude of a smooth colour field ([0, 1] scale)")
     args = ap.parse_args()
     t_start = time.time()
 
@@ -152,9 +226,10 @@ def main():
 
     # ---- data: rendered once (seeds [0, n_train)), stored uint8 ----
     attrs = R.attributes_for_seeds(range(args.n_train))
-    imgs = R.render_attributes(attrs)
-    data = np.round((imgs + 1.0) * 127.5).astype(np.uint8)
-    del imgs
+    cov, fg_rgb, bg_rgb = R.render_layers(attrs)
+    cov16 = np.round(cov * R.SUPERSAMPLE ** 2).astype(np.uint8)  # exact: coverage is k / 16
+    data = np.round((R.compose_layers(cov, fg_rgb, bg_rgb) + 1.0) * 127.5).astype(np.uint8)
+    fg_rgb, bg_rgb = fg_rgb.astype(np.float32), bg_rgb.astype(np.float32)
     img_attr = np.stack([attrs["colour"], attrs["shape"], attrs["background"]], 1).astype(np.int32)
     by_colour = [np.flatnonzero(img_attr[:, 0] == c) for c in range(nC)]
     ev_attrs = R.attributes_for_seeds(range(EVAL_SEED0, EVAL_SEED0 + args.n_eval))
@@ -201,7 +276,8 @@ def main():
         ids = jnp.concatenate([cap_ids_j[cap_idx], prompt_ids], 0)
         img, txt = embed(p, to_pixels(images), ids)
         B = images.shape[0]
-        scale = jnp.exp(jnp.clip(p["clip"]["logit_scale"], 0.0, np.log(100.0)))
+        scale = (jnp.float32(args.logit_scale) if args.logit_scale
+                 else jnp.exp(jnp.clip(p["clip"]["logit_scale"], 0.0, np.log(100.0))))
         ie, te = normalise(img), normalise(txt)
         logits = scale * ie @ te[:B].T  # (images, captions)
         ca = cap_attr_j[cap_idx]
@@ -221,8 +297,12 @@ def main():
         zs_acc = [jnp.mean(jnp.argmax(pl[:, a:b], -1) == iattr[:, k]) for a, b, k in groups]
         return contrast + zs + aux, (contrast, zs, aux, scale, *zs_acc)
 
+    def batch_images(key, images, cov, fg, bg):
+        return augment(key, images, cov, fg, bg, args) if args.aug_p > 0 else images
+
     @jax.jit
-    def train_step(p, o, lr, images, cap_idx, iattr):
+    def train_step(p, o, lr, key, images, cov, fg, bg, cap_idx, iattr):
+        images = batch_images(key, images, cov, fg, bg)
         (loss, aux), g = jax.value_and_grad(loss_fn, has_aux=True)(p, images, cap_idx, iattr)
         upd, o = opt.update(g, o, p)
         upd = jax.tree_util.tree_map(lambda u: -lr * u, upd)
@@ -250,7 +330,13 @@ def main():
         t = np.where(rng.random(args.batch) < PLAIN_P, 0, rng.integers(1, len(TEMPLATES), args.batch))
         ph = rng.choice(len(PHRASES), size=args.batch, p=PHRASE_P)
         cap = cap_table[t, ph, ia[:, 0], ia[:, 1], ia[:, 2]]
-        return data[idx], cap, ia
+        return next_key(), data[idx], cov16[idx], fg_rgb[idx], bg_rgb[idx], cap, ia
+
+    aug_key = [jax.random.PRNGKey(args.seed + 7 + step0)]
+
+    def next_key():
+        aug_key[0], k = jax.random.split(aug_key[0])
+        return k
 
     def save_ckpt(step, elapsed, best):
         tmp = args.ckpt + ".tmp"
@@ -289,7 +375,7 @@ def main():
         warm_state = warm_tx.init(wp)
 
         def warm_loss(p, images, shape):
-            x = images.astype(jnp.float32) / 127.5 - 1.0  # NHWC: the bare module takes NHWC
+            x = images  # float NHWC in [-1, 1]: the bare module takes NHWC
             pooled = vmod.apply({"params": p["v"]}, x)[1]
             logits = pooled @ p["w"] + p["b"]
             return optax.softmax_cross_entropy_with_integer_labels(logits, shape).mean(), \
@@ -297,6 +383,8 @@ def main():
 
         @jax.jit
         def warm_step(p, o, images, shape):
+            # clean renders: with the augmentation on, the classifier stayed on the plateau (loss ln 3)
+            images = images.astype(jnp.float32) / 127.5 - 1.0
             (loss, acc), g = jax.value_and_grad(warm_loss, has_aux=True)(p, images, shape)
             u, o = warm_tx.update(g, o, p)
             return optax.apply_updates(p, u), o, loss, acc
@@ -341,6 +429,8 @@ def main():
     print(f"FINAL step {step} ({elapsed / 60:.1f} min): colour {acc[0]:.3f} shape {acc[1]:.3f} background {acc[2]:.3f}",
           flush=True)
 
+    if args.logit_scale:
+        params = dict(params, clip=dict(params["clip"], logit_scale=jnp.asarray(np.log(args.logit_scale), jnp.float32)))
     model.save_pretrained(args.out, params=params["clip"])
     for stale in ("flax_model.safetensors", "model.safetensors"):
         if os.path.exists(os.path.join(args.out, stale)):

@@ -31,6 +31,7 @@ Image pre-processing (``preprocess=``):
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import os
@@ -359,6 +360,17 @@ class CLIP:
     def loss_fn(self):
         """Pure ``f(params, images, text_emb (T, D)) -> (N, T)`` StyleCLIP loss."""
         return functools.partial(clip_loss, module=self.module, preprocess=self.preprocess)
+
+    def fingerprint(self) -> str:
+        """16 hex digits identifying the weights (sha256 over every parameter's path, dtype, shape and
+        bytes): caches keyed by it (e.g. global-direction fs3) go stale when the weights change, not
+        only when the name does. Platform-independent; ~1 s for ViT-B/32."""
+        h = hashlib.sha256()
+        for path, leaf in sorted(jax.tree_util.tree_leaves_with_path(self.params), key=lambda kv: jax.tree_util.keystr(kv[0])):
+            a = np.ascontiguousarray(np.asarray(leaf))
+            h.update(f"{jax.tree_util.keystr(path)}|{a.dtype}|{a.shape}".encode())
+            h.update(a.tobytes())
+        return h.hexdigest()[:16]
 
     def with_preprocess(self, preprocess: str) -> "CLIP":
         """Same model and params with another pre-processing mode."""

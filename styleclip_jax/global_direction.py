@@ -256,6 +256,7 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
                 "alpha": alpha, "block_size": bsz, "image_batch": ib, "max_resolution": max_resolution,
                 "precision": precision, "noise_mode": noise_mode, "clip_preprocess": getattr(clip, "preprocess", None),
                 "clip_embed_dim": clip.embed_dim,
+                "clip_weights": clip.fingerprint() if hasattr(clip, "fingerprint") else None,
                 "stats_sha": hashlib.sha256(b"".join(np.asarray(std[l.name]).tobytes() + np.asarray(mean[l.name]).tobytes()
                                                      for l in G.layout)).hexdigest()[:16]}
     blocks_dir = None

@@ -331,3 +331,14 @@ def test_bad_preprocess_argument(tiny):
     folder, _ = tiny
     with pytest.raises(ValueError, match="preprocess"):
         C.load_clip(folder, preprocess="crop")
+
+
+def test_fingerprint_follows_the_weights(tiny, tmp_path):
+    """Same weights (reloaded from disk, other preprocess) -> same fingerprint; one changed number ->
+    another. The global-direction cache is keyed by it, so a retrained CLIP never reuses a stale fs3."""
+    folder, clip = tiny
+    fp = clip.fingerprint()
+    assert len(fp) == 16 and fp == C.load_clip(folder).fingerprint() == clip.with_preprocess("resize").fingerprint()
+    params = jax.tree_util.tree_map(np.array, clip.params)
+    params["text_projection"]["kernel"][0, 0] += 1e-3
+    assert C.CLIP(clip.module, clip.tokenizer, params, clip.preprocess, clip.name).fingerprint() != fp

@@ -79,7 +79,8 @@ def precompute(config, G, clip, verbose=True):
     cache = cache_dir_for(config)
     stats_name = (f"stats_n{int(config.stats_samples)}_psi{float(config.stats_truncation_psi)}"
                   f"_cut{config.stats_truncation_cutoff}_seed{int(config.stats_seed)}.npz")
-    clip_tag = hashlib.sha256(f"{config.clip_model}|{clip.preprocess}".encode()).hexdigest()[:8]
+    # keyed by the weights, not only the name: a retrained CLIP at the same path must not reuse a stale fs3
+    clip_tag = hashlib.sha256(f"{clip.fingerprint()}|{clip.preprocess}".encode()).hexdigest()[:8]
     sweep_name = (f"fs3_m{int(config.sweep_images)}_a{float(config.sweep_alpha)}_res{config.sweep_max_resolution}"
                   f"_{config.sweep_precision}_clip{clip_tag}")
     shipped = None
