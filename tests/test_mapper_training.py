@@ -320,9 +320,23 @@ def test_inference_job_outputs_and_alpha(reference, tmp_path):
 
 
 # ----------------------------------------------------------------------------- shapes world
-@pytest.mark.xfail(strict=False, reason="issue #6 semantic target not met with the shipped shapes models: "
-                   "200 Ranger steps leave the green share unchanged (0.039 -> 0.038); even 1000 steps for "
-                   "'a blue shape' only move the blue share 0.100 -> 0.147")
+def test_default_hyperparameters_official_or_shapes(tiny_assets):
+    """Unset optimizer / l2_lambda / max_steps resolve to the official values (Ranger, 0.8, 50k) for a
+    real checkpoint and to the shapes-world values (Adam, 0.2, 400) for --config.generator=shapes;
+    explicit flags win."""
+    from styleclip_jax.jobs import mapper_train
+    c = _config("mapper_train")
+    assert c.optimizer is None and c.l2_lambda is None and c.max_steps is None
+    _, t = mapper_train.build_configs(c)
+    assert (t.optimizer, t.l2_lambda, mapper_train._max_steps(c)) == ("adam", 0.2, 400)
+    c.generator = tiny_assets["generator"]
+    _, t = mapper_train.build_configs(c)
+    assert (t.optimizer, t.l2_lambda, mapper_train._max_steps(c)) == ("ranger", 0.8, 50000)
+    c.generator, c.optimizer, c.l2_lambda = "shapes", "ranger", 0.5
+    _, t = mapper_train.build_configs(c)
+    assert (t.optimizer, t.l2_lambda) == ("ranger", 0.5)
+
+
 def test_shapes_green_mapper_raises_green_share(tmp_path):
     """Brief training for "a green shape" in the shapes world raises the green pixel share of held-out
     latents; alpha 0 gives back the source images."""

@@ -11,6 +11,9 @@ import numpy as np
 from .. import io_utils
 
 SHAPES_MAX_STEPS = 400
+SHAPES_OPTIMIZER = "adam"
+SHAPES_L2_LAMBDA = 0.2
+OFFICIAL_L2_LAMBDA = 0.8
 OFFICIAL_MAX_STEPS = 50000
 DEFAULT_ID_LAMBDA = 0.1
 
@@ -20,6 +23,28 @@ def _id_lambda(config) -> float:
     if config.id_lambda is not None:
         return float(config.id_lambda)
     return DEFAULT_ID_LAMBDA if config.arcface else 0.0
+
+
+def _optimizer(config) -> str:
+    """Explicit --config.optimizer, else the official Ranger; Adam for the shapes world.
+
+    Measured with the shipped shapes models ("a green shape", lr 0.5, batch 2): Ranger left the green
+    share of held-out latents at 0.04 -> 0.07 after 2000 steps (its eps 1e-5 on sqrt(v) dwarfs the tiny
+    world's gradients at the lr-multiplied mapper weights), Adam (eps 1e-8) reached 0.04 -> 0.3 in 200."""
+    if config.optimizer is not None:
+        return str(config.optimizer)
+    return SHAPES_OPTIMIZER if str(config.generator) == "shapes" else "ranger"
+
+
+def _l2_lambda(config) -> float:
+    """Explicit --config.l2_lambda, else the official 0.8; 0.2 for the shapes world.
+
+    Measured ("a green shape", Adam lr 0.5, 400 steps, 32 held-out latents): green share of shape
+    pixels 0.04 -> 0.14 with 0.8, -> 0.23 with 0.4, -> 0.58 with 0.2 (recolouring the shape needs a
+    larger step in this world's small W than a hair-colour edit does in FFHQ's)."""
+    if config.l2_lambda is not None:
+        return float(config.l2_lambda)
+    return SHAPES_L2_LAMBDA if str(config.generator) == "shapes" else OFFICIAL_L2_LAMBDA
 
 
 def _max_steps(config) -> int:
@@ -44,8 +69,8 @@ def build_configs(config):
     mcfg = MapperConfig(mapper_type=config.mapper_type, no_coarse_mapper=bool(config.no_coarse_mapper),
                         no_medium_mapper=bool(config.no_medium_mapper), no_fine_mapper=bool(config.no_fine_mapper),
                         pixelnorm_axis=config.pixelnorm_axis)
-    tcfg = MapperTrainConfig(optimizer=config.optimizer, lr=float(config.lr), batch_size=int(config.batch_size),
-                             clip_lambda=float(config.clip_lambda), l2_lambda=float(config.l2_lambda),
+    tcfg = MapperTrainConfig(optimizer=_optimizer(config), lr=float(config.lr), batch_size=int(config.batch_size),
+                             clip_lambda=float(config.clip_lambda), l2_lambda=_l2_lambda(config),
                              id_lambda=_id_lambda(config), noise_mode=config.noise_mode)
     try:
         tcfg.validate()
