@@ -30,7 +30,7 @@ def _optimizer(config) -> str:
 
     Measured with the shipped shapes models ("a green shape", lr 0.5, batch 2, green share of shape
     pixels of 32 held-out latents): Ranger 0.04 -> 0.08 after 2000 steps at l2 0.8 and 0.04 -> 0.04
-    after 200 steps at l2 0.2 (its eps 1e-5 on sqrt(v) dwarfs the tiny world's gradients at the
+    after 200 steps at l2 0.2 (presumably its eps 1e-5 on sqrt(v) dwarfs the tiny world's gradients at the
     lr-multiplied mapper weights); Adam (eps 1e-8) at l2 0.2 0.04 -> 0.50 in 200 steps."""
     if config.optimizer is not None:
         return str(config.optimizer)
