@@ -13,7 +13,7 @@ dims            attribute
 9..11           background  = argmax(z[9:12])    (white, black, gray)
 12              size        = lerp(SIZE_RANGE, Phi(z[12]))
 13, 14          cx, cy      = Phi(z[13]), Phi(z[14]) across the range that keeps the shape inside
-                            the canvas (same placement rule as ``render.sample_attributes``)
+                            the canvas (``render.place_centre``, jitter=None)
 15              brightness  = 0.85 + 0.15 * Phi(z[15])
 16              bg_brightness = -0.03 + 0.06 * Phi(z[16])
 17..            ignored (the generator should not depend on them)
@@ -74,20 +74,14 @@ def z_to_attributes(z) -> dict:
     background = np.argmax(x[:, BACKGROUND_DIMS], axis=1).astype(np.int64)
     lo, hi = R.SIZE_RANGE
     size = lo + (hi - lo) * normal_cdf(x[:, SIZE_DIM])
-    ux = normal_cdf(x[:, CX_DIM])
-    uy = normal_cdf(x[:, CY_DIM])
-    ext = R._EXTENTS[shape] * size[:, None]
-    lo_x = R.MARGIN + ext[:, 0]
-    hi_x = R.IMAGE_SIZE - R.MARGIN - ext[:, 0]
-    lo_y = R.MARGIN + ext[:, 1]
-    hi_y = R.IMAGE_SIZE - R.MARGIN - ext[:, 2]
+    cx, cy = R.place_centre(shape, size, normal_cdf(x[:, CX_DIM]), normal_cdf(x[:, CY_DIM]), jitter=None)
     attrs = {
         "colour": colour,
         "shape": shape,
         "background": background,
         "size": size,
-        "cx": lo_x + ux * (hi_x - lo_x),
-        "cy": lo_y + uy * (hi_y - lo_y),
+        "cx": cx,
+        "cy": cy,
         "brightness": 0.85 + 0.15 * normal_cdf(x[:, BRIGHTNESS_DIM]),
         "bg_brightness": -0.03 + 0.06 * normal_cdf(x[:, BG_BRIGHTNESS_DIM]),
     }

@@ -72,6 +72,20 @@ def caption_for(colour: str, shape: str, background: str) -> str:
     return f"a {colour} {shape} on a {background} background"
 
 
+def place_centre(shape, size, ux, uy, jitter: float | None = JITTER):
+    """Shape centres (cx, cy), each (N,) pixels, from uniforms ``ux``, ``uy`` in [0, 1]: the range that keeps
+    the shape's bounding box ``MARGIN`` px inside the canvas, narrowed to ``jitter`` px around the image
+    centre (``None``: not narrowed). ``shape`` (N,) indices, ``size`` (N,) radii."""
+    ext = _EXTENTS[shape] * size[:, None]
+    lo_x, hi_x = MARGIN + ext[:, 0], IMAGE_SIZE - MARGIN - ext[:, 0]
+    lo_y, hi_y = MARGIN + ext[:, 1], IMAGE_SIZE - MARGIN - ext[:, 2]
+    if jitter is not None:
+        mid = IMAGE_SIZE / 2.0
+        lo_x, hi_x = np.maximum(lo_x, mid - jitter), np.minimum(hi_x, mid + jitter)
+        lo_y, hi_y = np.maximum(lo_y, mid - jitter), np.minimum(hi_y, mid + jitter)
+    return lo_x + ux * (hi_x - lo_x), lo_y + uy * (hi_y - lo_y)
+
+
 def sample_attributes(rng, n: int | None = None, *, colour=None, shape=None, background=None) -> dict:
     """Draw attributes for ``n`` images (or one image, as 0-d arrays, if ``n`` is None).
 
@@ -97,19 +111,14 @@ def sample_attributes(rng, n: int | None = None, *, colour=None, shape=None, bac
         s = np.broadcast_to(_index(shape, SHAPES), (m,)).copy()
     if background is not None:
         b = np.broadcast_to(_index(background, BACKGROUNDS), (m,)).copy()
-    ext = _EXTENTS[s] * size[:, None]
-    mid = IMAGE_SIZE / 2.0
-    lo_x = np.maximum(MARGIN + ext[:, 0], mid - JITTER)
-    hi_x = np.minimum(IMAGE_SIZE - MARGIN - ext[:, 0], mid + JITTER)
-    lo_y = np.maximum(MARGIN + ext[:, 1], mid - JITTER)
-    hi_y = np.minimum(IMAGE_SIZE - MARGIN - ext[:, 2], mid + JITTER)
+    cx, cy = place_centre(s, size, ux, uy)
     attrs = {
         "colour": c,
         "shape": s,
         "background": b,
         "size": size,
-        "cx": lo_x + ux * (hi_x - lo_x),
-        "cy": lo_y + uy * (hi_y - lo_y),
+        "cx": cx,
+        "cy": cy,
         "brightness": brightness,
         "bg_brightness": bg_brightness,
     }
