@@ -364,13 +364,18 @@ class CLIP:
     def fingerprint(self) -> str:
         """16 hex digits identifying the weights (sha256 over every parameter's path, dtype, shape and
         bytes): caches keyed by it (e.g. global-direction fs3) go stale when the weights change, not
-        only when the name does. Platform-independent; ~1 s for ViT-B/32."""
+        only when the name does. Platform-independent; ~1 s for ViT-B/32, so it is computed once per
+        object (params are treated as immutable, as everywhere in this package)."""
+        cached = getattr(self, "_fingerprint", None)
+        if cached is not None:
+            return cached
         h = hashlib.sha256()
         for path, leaf in sorted(jax.tree_util.tree_leaves_with_path(self.params), key=lambda kv: jax.tree_util.keystr(kv[0])):
             a = np.ascontiguousarray(np.asarray(leaf))
             h.update(f"{jax.tree_util.keystr(path)}|{a.dtype}|{a.shape}".encode())
             h.update(a.tobytes())
-        return h.hexdigest()[:16]
+        self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     def with_preprocess(self, preprocess: str) -> "CLIP":
         """Same model and params with another pre-processing mode."""
