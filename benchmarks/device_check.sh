@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every GPU measurement the issues ask for, in ONE prepared run (~8 min on one H100; 10-min limit):
+# Every GPU measurement the issues ask for, in ONE prepared run (time limits 170+130+110+60 s, so under
+# 9 min plus start-up; not yet run on a GPU; the device tool allows 10 min per command):
 #   #7 global-direction sweep: channel*images/s at 256 and 1024 px, float32 and bfloat16 (+ agreement),
 #      extrapolated full 6048 x 100 sweep time (target <= 10 min);
 #   #5 latent optimisation at 1024 px, batch 1/8/32 (target <= 1 s per 300-step edit at batch 32);
