@@ -5,34 +5,49 @@ import time
 
 import jax
 
-# Dense peak FLOP/s by device kind: (float32 without tensor cores, tf32/bf16 tensor cores).
+# Dense peak FLOP/s by device kind: (float32 without tensor cores, tf32 tensor cores, bf16 tensor cores).
 PEAKS = {
-    "H100": (67e12, 989e12),   # SXM: 67 TF fp32, 989 TF bf16 dense
-    "H200": (67e12, 989e12),
-    "A100": (19.5e12, 312e12),
-    "TPU v4": (275e12, 275e12),
-    "TPU v5": (197e12, 197e12),
+    "H100": (67e12, 494.7e12, 989e12),   # SXM datasheet, dense (no sparsity)
+    "H200": (67e12, 494.7e12, 989e12),
+    "A100": (19.5e12, 156e12, 312e12),
+    "TPU v4": (275e12, 275e12, 275e12),
+    "TPU v5": (197e12, 197e12, 197e12),
 }
 
 
 def device_peak(precision: str = "float32"):
-    """Best-known dense peak FLOP/s of device 0 for `precision` ('float32' or 'bf16'); None if unknown."""
+    """Dense peak FLOP/s of device 0 for `precision`: 'float32' (jax 'highest'), 'tf32' (jax 'default' on
+    NVIDIA GPUs) or 'bf16'; None if the device kind is unknown."""
     kind = jax.devices()[0].device_kind
-    for k, (fp32, bf16) in PEAKS.items():
+    col = {"float32": 0, "highest": 0, "tf32": 1, "default": 1, "bf16": 2, "bfloat16": 2}[precision]
+    for k, peaks in PEAKS.items():
         if k.lower() in kind.lower():
-            return fp32 if precision == "float32" else bf16
+            return peaks[col]
     return None
 
 
-def compiled_flops(fn, *args) -> float | None:
-    """FLOPs of one call of jitted `fn(*args)` from XLA's cost analysis (None if unavailable)."""
+def compile_once(fn, *args):
+    """(compiled executable, FLOPs from XLA's cost analysis or None, compile seconds) for jit(fn)(*args).
+
+    One compilation serves both the FLOP count and the timing. XLA counts a while/scan body once, so
+    for a looped program the count is about one iteration plus what runs outside the loop.
+    """
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    sec = time.perf_counter() - t0
     try:
-        ca = jax.jit(fn).lower(*args).compile().cost_analysis()
+        ca = compiled.cost_analysis()
         if isinstance(ca, (list, tuple)):
-            ca = ca[0]
-        return float(ca.get("flops", 0.0)) or None
+            ca = ca[0] if ca else {}
+        flops = float((ca or {}).get("flops", 0.0)) or None
     except Exception:  # cost analysis is best-effort on some backends
-        return None
+        flops = None
+    return compiled, flops, sec
+
+
+def emit(headers, row):
+    """Print one result row as soon as it is measured (a run cut short by a time limit keeps it)."""
+    print("row: " + ", ".join(f"{h}={v}" for h, v in zip(headers, row)), flush=True)
 
 
 def time_fn(fn, *args, iters: int = 5, warmup: int = 1) -> float:

@@ -20,7 +20,7 @@ import styleclip_jax as sc  # noqa: E402
 from styleclip_jax import generator as gen  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import compiled_flops, device_peak, fmt, print_table, time_fn  # noqa: E402
+from _common import compile_once, device_peak, emit, fmt, print_table, time_fn  # noqa: E402
 from _models import GENERATORS as CONFIGS  # noqa: E402
 
 
@@ -33,24 +33,24 @@ def main():
                     help="matmul/conv precision ('default' allows TF32 on GPUs)")
     args = ap.parse_args()
     jax.config.update("jax_default_matmul_precision", args.precision)
-    peak = device_peak("float32" if args.precision == "highest" else "bf16")
+    peak = device_peak(args.precision)
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), precision={args.precision}, "
-          f"peak={fmt(peak and peak / 1e12)} TFLOP/s")
+          f"peak={fmt(peak and peak / 1e12)} TFLOP/s", flush=True)
+    headers = ["config", "batch", "compile s", "images/s", "ms/batch", "GFLOP/img", "TFLOP/s", "of peak"]
     rows = []
     for name in args.configs.split(","):
         cfg = CONFIGS[name]
         params = sc.init_params(jax.random.PRNGKey(0), cfg)
-        fn = jax.jit(lambda p, ws, cfg=cfg: gen.synthesis(p, cfg, ws))
         for b in [int(x) for x in args.batches.split(",")]:
             ws = jax.random.normal(jax.random.PRNGKey(1), (b, cfg.num_ws, cfg.w_dim))
-            flops = compiled_flops(lambda p, w, cfg=cfg: gen.synthesis(p, cfg, w), params, ws)
+            fn, flops, csec = compile_once(lambda p, w, cfg=cfg: gen.synthesis(p, cfg, w), params, ws)
             sec = time_fn(fn, params, ws, iters=args.iters)
             achieved = flops / sec if flops else None
-            rows.append([f"{name}px", b, fmt(b / sec, ".2f"), fmt(sec * 1e3, ".1f"),
+            rows.append([f"{name}px", b, fmt(csec, ".1f"), fmt(b / sec, ".2f"), fmt(sec * 1e3, ".1f"),
                          fmt(flops and flops / b / 1e9, ".1f"), fmt(achieved and achieved / 1e12, ".2f"),
                          fmt(achieved and peak and achieved / peak, ".1%")])
-    print_table(rows, ["config", "batch", "images/s", "ms/batch", "GFLOP/img", "TFLOP/s", "of peak"])
-
+            emit(headers, rows[-1])
+    print_table(rows, headers)
 
 if __name__ == "__main__":
     main()

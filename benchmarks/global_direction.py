@@ -22,7 +22,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from styleclip_jax import global_direction as gd  # noqa: E402
-from _common import compiled_flops, device_peak, fmt, print_table, time_fn  # noqa: E402
+from _common import compile_once, device_peak, emit, fmt, print_table, time_fn  # noqa: E402
 from _models import random_generator, vit_b32_clip  # noqa: E402
 
 
@@ -44,8 +44,10 @@ def main():
     ap.add_argument("--precision", default="float32", help="comma list of float32,bfloat16")
     ap.add_argument("--iters", type=int, default=2)
     args = ap.parse_args()
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()})")
+    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()})", flush=True)
     clip = vit_b32_clip("normalized")
+    headers = ["config", "precision", "layer", "compile s", "chan*img/s", "GFLOP/(chan*img)", "TFLOP/s", "of peak"]
+    est_headers = ["config", "precision", "channels", "full sweep x100 images (min, est.)"]
     rows, estimates, blocks = [], [], {}
     for name in args.configs.split(","):
         G = random_generator(name)
@@ -60,6 +62,7 @@ def main():
             picks = [G.layout[int(i)] for i in args.layers.split(",")]
         for prec in args.precision.split(","):
             per_layer = {}
+            peak = device_peak(prec)
             with jax.default_matmul_precision("bfloat16" if prec == "bfloat16" else "highest"):
                 for l in picks:
                     li = l.index
@@ -68,17 +71,23 @@ def main():
                     idx = jnp.arange(args.block, dtype=jnp.int32) % l.channels
                     fn = lambda G, c, st, r, i, mu, sd: gd._block_sum(G, c, st, r, i, mu, sd, layer_index=li,
                                                                      alpha=5.0, noise_mode="const")
-                    flops = compiled_flops(fn, G, clip, state, rest, idx, mean[l.name], std[l.name])
-                    jf = jax.jit(fn)
-                    sec = time_fn(jf, G, clip, state, rest, idx, mean[l.name], std[l.name], iters=args.iters)
-                    blocks[(name, prec, li)] = np.asarray(jf(G, clip, state, rest, idx, mean[l.name], std[l.name]))
+                    call_args = (G, clip, state, rest, idx, mean[l.name], std[l.name])
+                    jf, flops, csec = compile_once(fn, *call_args)
+                    sec = time_fn(jf, *call_args, iters=args.iters)
+                    blocks[(name, prec, li)] = np.asarray(jf(*call_args))
                     pairs = args.block * args.images
                     per_layer[li] = (sec / pairs, flops / pairs if flops else None)
-                    peak = device_peak("bf16" if prec == "bfloat16" else "float32")
                     ach = flops / sec if flops else None
-                    rows.append([f"{name}px", prec, l.name, fmt(pairs / sec, ".1f"),
+                    rows.append([f"{name}px", prec, l.name, fmt(csec, ".1f"), fmt(pairs / sec, ".1f"),
                                  fmt(flops and flops / pairs / 1e9, ".1f"), fmt(ach and ach / 1e12, ".2f"),
                                  fmt(ach and peak and ach / peak, ".1%")])
+                    emit(headers, rows[-1])
+                    for other in args.precision.split(","):
+                        ref = blocks.get((name, other, li))
+                        if other != prec and ref is not None:
+                            print(f"agreement: {name}px {prec} vs {other}, S layer {li} ({l.name}): mean cosine "
+                                  f"{gd.agreement(blocks[(name, prec, li)], ref):.6f} over {args.block} fs3 rows "
+                                  f"({args.images} images each)", flush=True)
             # full-sweep estimate: time per channel*image modelled as a + b * (analytic suffix MACs), fitted
             # to the timed layers (a covers CLIP, which does not depend on the layer)
             x = np.array([suffix_macs(G, li) for li in per_layer])
@@ -86,19 +95,10 @@ def main():
             b, a = np.polyfit(x, y, 1) if len(x) > 1 else (0.0, y[0])
             total = sum(l.channels * 100 * max(a + b * suffix_macs(G, l.index), 0.0) for l in edit)
             estimates.append([f"{name}px", prec, sum(l.channels for l in edit), fmt(total / 60, ".1f")])
-    print_table(rows, ["config", "precision", "layer", "chan*img/s", "GFLOP/(chan*img)", "TFLOP/s", "of peak"])
-    agree = []
-    for (name, prec, li), v in blocks.items():
-        ref = blocks.get((name, "float32", li))
-        if prec != "float32" and ref is not None:
-            agree.append([f"{name}px", prec, f"S layer {li}",
-                          fmt(gd.agreement(v, ref), ".6f")])
-    if agree:
-        print()
-        print_table(agree, ["config", "precision", "layer", "mean cosine vs float32 (fs3 rows)"])
+            emit(est_headers, estimates[-1])
+    print_table(rows, headers)
     print()
-    print_table(estimates, ["config", "precision", "channels", "full sweep x100 images (min, est.)"])
-
+    print_table(estimates, est_headers)
 
 if __name__ == "__main__":
     main()

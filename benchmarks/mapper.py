@@ -30,13 +30,16 @@ import styleclip_jax as sc  # noqa: E402
 from styleclip_jax import mapper as M  # noqa: E402
 from styleclip_jax.clip import CLIP  # noqa: E402
 from styleclip_jax.mapper_nets import MapperConfig  # noqa: E402
-from _common import device_peak, fmt, print_table, time_fn  # noqa: E402
+from _common import device_peak, emit, fmt, print_table, time_fn  # noqa: E402
 
 CONFIGS = {
     "256": sc.GeneratorConfig(z_dim=512, w_dim=512, img_resolution=256, channel_base=16384, channel_max=512),
     "1024": sc.GeneratorConfig(z_dim=512, w_dim=512, img_resolution=1024, channel_base=32768, channel_max=512),
 }
 IMAGE_STEPS = 100_000
+TRAIN_HEADERS = ["config", "batch", "K", "compile s", "ms/step", "img-steps/s", "GFLOP/step", "TFLOP/s", "of peak",
+                 f"min/{IMAGE_STEPS // 1000}k img-steps"]
+INFER_HEADERS = ["config", "batch", "ms/image", "mapper ms/img", "images/s"]
 
 
 def random_clip(seed: int = 0) -> CLIP:
@@ -69,7 +72,7 @@ def main(argv=None):
                     help="matmul/conv precision ('default' allows TF32 on GPUs)")
     args = ap.parse_args(argv)
     jax.config.update("jax_default_matmul_precision", args.precision)
-    peak = device_peak("float32" if args.precision == "highest" else "bf16")
+    peak = device_peak(args.precision)
     dev = jax.devices()[0]
     t0 = time.perf_counter()
     clip = random_clip()
@@ -98,7 +101,8 @@ def main(argv=None):
             train_rows.append([f"{name}px", b, K, fmt(compile_s, ".1f"), fmt(sec * 1e3, ".1f"), fmt(ips, ".2f"),
                                fmt(flops and flops / 1e9, ".1f"), fmt(achieved and achieved / 1e12, ".2f"),
                                fmt(achieved and peak and achieved / peak, ".1%"),
-                               fmt(IMAGE_STEPS / ips / 3600, ".2f")])
+                               fmt(IMAGE_STEPS / ips / 60, ".1f")])
+            emit(TRAIN_HEADERS, train_rows[-1])
         m = M.Mapper(jax.tree_util.tree_map(lambda a: a[0], M.current_params(state, tcfg)), mcfg)
         infer = jax.jit(lambda G, m, w: G.synthesis(m.apply(w)))
         for b in [int(x) for x in args.infer_batches.split(",")]:
@@ -107,11 +111,11 @@ def main(argv=None):
             mapper_only = time_fn(jax.jit(lambda m, w: m.apply(w)), m, w, iters=args.iters)
             infer_rows.append([f"{name}px", b, fmt(sec / b * 1e3, ".2f"), fmt(mapper_only / b * 1e3, ".3f"),
                                fmt(b / sec, ".1f")])
+            emit(INFER_HEADERS, infer_rows[-1])
     print("\ntraining (styleclip_jax.mapper.train_step; image-steps = batch x K per step)")
-    print_table(train_rows, ["config", "batch", "K", "compile s", "ms/step", "img-steps/s", "GFLOP/step",
-                             "TFLOP/s", "of peak", f"h/{IMAGE_STEPS // 1000}k img-steps"])
+    print_table(train_rows, TRAIN_HEADERS)
     print("\ninference (w + 0.1 * M(w), then synthesis)")
-    print_table(infer_rows, ["config", "batch", "ms/image", "mapper ms/img", "images/s"])
+    print_table(infer_rows, INFER_HEADERS)
 
 
 if __name__ == "__main__":
