@@ -1,6 +1,9 @@
 """Shared helpers for the benchmarks: timing, XLA cost analysis, device peak."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import time
 
 import jax
@@ -50,8 +53,30 @@ def emit(headers, row):
     print("row: " + ", ".join(f"{h}={v}" for h, v in zip(headers, row)), flush=True)
 
 
+@contextlib.contextmanager
+def device_lock():
+    """Hold the file lock named by $BENCH_LOCK while timing, so benchmarks started in parallel (to overlap
+    their compilations on the host) never share the device while they are timed. No-op when unset."""
+    path = os.environ.get("BENCH_LOCK")
+    if not path:
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def time_fn(fn, *args, iters: int = 5, warmup: int = 1) -> float:
-    """Median seconds per call of `fn(*args)` (blocking on the result), after compilation."""
+    """Median seconds per call of `fn(*args)` (blocking on the result), after compilation; the first
+    (warm-up) call and the timed calls run under `device_lock()`."""
+    with device_lock():
+        return _time_fn(fn, *args, iters=iters, warmup=warmup)
+
+
+def _time_fn(fn, *args, iters, warmup):
     for _ in range(warmup):
         jax.block_until_ready(fn(*args))
     times = []

@@ -1,7 +1,9 @@
-"""Random-weight models of real sizes for the benchmarks (nothing is downloaded)."""
+"""Random-weight models of real sizes for the benchmarks (nothing is downloaded), and their analytic FLOPs."""
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 import styleclip_jax as sc
 
@@ -9,6 +11,7 @@ GENERATORS = {
     "256": sc.GeneratorConfig(z_dim=512, w_dim=512, img_resolution=256, channel_base=16384, channel_max=512),
     "1024": sc.GeneratorConfig(z_dim=512, w_dim=512, img_resolution=1024, channel_base=32768, channel_max=512),
 }
+CLIP_VIT_B32_GFLOP = 4.4  # one 224-px image through the ViT-B/32 image tower (2 x multiply-adds)
 
 
 def random_generator(name: str) -> sc.Generator:
@@ -16,10 +19,33 @@ def random_generator(name: str) -> sc.Generator:
     return sc.Generator(sc.init_params(jax.random.PRNGKey(0), cfg), cfg)
 
 
-def vit_b32_clip(preprocess: str = "official") -> sc.CLIP:
-    """A ViT-B/32-shaped FlaxCLIPModel (transformers' CLIPConfig defaults) with random weights."""
+def synthesis_gflop(G, start: int = 0) -> float:
+    """2 x multiply-adds of the modulated convs (3x3) and toRGB (1x1) from S layer `start` on, one image.
+
+    A lower bound on the work (FIR filters, noise and activations are left out); used where XLA's cost
+    analysis does not see inside library calls (cuDNN convolutions on GPUs count as ~0)."""
+    macs = sum(l.resolution ** 2 * l.in_channels * l.out_channels * (1 if l.is_torgb else 9)
+               for l in G.layout[start:])
+    return 2 * macs / 1e9
+
+
+def vit_b32_clip(preprocess: str = "official", seed: int = 0) -> sc.CLIP:
+    """A ViT-B/32-shaped FlaxCLIPModel (transformers' CLIPConfig defaults) with random weights.
+
+    Weights are filled on the host (normal, std 0.02; LayerNorm scales 1) from the parameter shapes, so
+    building it costs ~1 s on any backend (the model's own jitted init took 105 s on an H100)."""
     from transformers import CLIPConfig, FlaxCLIPModel
     cfg = CLIPConfig()
     model = FlaxCLIPModel(cfg, _do_init=False)
-    params = jax.jit(model.init_weights, static_argnums=1)(jax.random.PRNGKey(0), ((1, 77), (1, 224, 224, 3)))
+    shapes = jax.eval_shape(lambda key: model.init_weights(key, ((1, 77), (1, 224, 224, 3))), jax.random.PRNGKey(0))
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        name = jax.tree_util.keystr(path)
+        if "layer_norm" in name and "scale" in name:
+            return jnp.ones(leaf.shape, leaf.dtype)
+        return jnp.asarray(rng.standard_normal(leaf.shape, np.float32) * 0.02, leaf.dtype)
+
+    params = jax.tree_util.tree_map_with_path(fill, shapes)
+    params = dict(params, logit_scale=jnp.asarray(np.log(100.0), jnp.float32))
     return sc.CLIP(model, None, params, preprocess=preprocess, name="random ViT-B/32")
