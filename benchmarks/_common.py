@@ -93,6 +93,8 @@ def fmt(x, spec=".3g"):
 
 
 def print_table(rows, headers):
+    if not rows:
+        return
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
     line = "  ".join(str(h).rjust(w) for h, w in zip(headers, widths))
     print(line)

@@ -5,10 +5,12 @@
 #      extrapolated full 6048 x 100 sweep time (target <= 10 min);
 #   #5 latent optimisation at 1024 px (target <= 1 s per 300-step edit at batch 32; batch 8 here);
 #   #6 mapper training at 1024 px (target: 100k image-steps <= 15 min; batch 4 here).
-# First H100 run (2026-11-27, sequential, batch 32): only the generator finished (143 img/s at batch 32,
-# TF32, compile 42 s); the others spent their limits compiling, building the CLIP with its jitted init
-# (105 s; now filled on the host) and, for the sweep, at 56 GB for 4 x 8 x 2 renders (XLA's CPU analysis
-# said 19 GB). Hence this parallel layout with smaller batches.
+# H100 runs, 2026-11-27 (logs in benchmarks/results/2026-11-27_h100/): run 1 (sequential, batch 32) finished
+# only the generator (143 img/s at batch 32, TF32, compile 42 s): the others spent their limits compiling,
+# building the CLIP with its jitted init (105 s; now filled on the host) and, for the sweep, needing 56 GB
+# for 4 x 8 x 2 renders (XLA's CPU analysis said 19 GB). Run 2 (this parallel layout, on-demand memory)
+# measured latent optimisation (batch 8) and the mapper (batch 4); the sweep ran out of memory beside them.
+# Hence fixed memory slices per process now (XLA_PYTHON_CLIENT_MEM_FRACTION; not yet run this way).
 # Each benchmark prints its table with XLA's GFLOP and the fraction of device peak; logs go to $OUT.
 #
 # Prepare once on a machine with internet (the device image ships transformers 5, which has no Flax
@@ -49,15 +51,14 @@ if [ "${SMOKE:-0}" = 1 ]; then
 else
   # The three target benchmarks start together so that their XLA compilations (tens of seconds each at
   # 1024 px on the 16-core host) overlap; $BENCH_LOCK makes their timed sections take the GPU one at a
-  # time, and memory is allocated on demand (batch sizes chosen to fit together: ~30+30+14 GB).
-  export BENCH_LOCK=/tmp/bench.lock XLA_PYTHON_CLIENT_PREALLOCATE=false
-  unset XLA_PYTHON_CLIENT_MEM_FRACTION
-  run global_direction "${LIMIT:-240}" benchmarks/global_direction.py --configs=1024 --block=2 --images=4 \
-      --layers=0 --precision=bfloat16,float32 --iters=3 &
-  run latent_optimization "${LIMIT:-240}" benchmarks/latent_optimization.py --configs=1024 --batches=8 --steps=10 \
-      --iters=2 --precision=default &
-  run mapper "${LIMIT:-240}" benchmarks/mapper.py --sizes=1024 --batches=4 --iters=5 --infer-batches= \
-      --precision=default &
+  # time; each process gets a fixed slice of GPU memory (the sweep call needs 19 GB on the GPU).
+  export BENCH_LOCK=/tmp/bench.lock
+  XLA_PYTHON_CLIENT_MEM_FRACTION=0.34 run global_direction "${LIMIT:-240}" benchmarks/global_direction.py \
+      --configs=1024 --block=2 --images=4 --layers=0 --precision=bfloat16,float32 --iters=3 &
+  XLA_PYTHON_CLIENT_MEM_FRACTION=0.34 run latent_optimization "${LIMIT:-240}" benchmarks/latent_optimization.py \
+      --configs=1024 --batches=4,8 --steps=10 --iters=2 --precision=default &
+  XLA_PYTHON_CLIENT_MEM_FRACTION=0.26 run mapper "${LIMIT:-240}" benchmarks/mapper.py --sizes=1024 --batches=4 \
+      --iters=5 --infer-batches= --precision=default &
   wait
 fi
 echo "logs in $OUT"
