@@ -44,6 +44,7 @@ import optax  # noqa: E402
 from flax import serialization  # noqa: E402
 
 from styleclip_jax.clip import imagenet_templates  # noqa: E402
+from styleclip_jax.shapes import metrics as SM  # noqa: E402
 from styleclip_jax.shapes import render as R  # noqa: E402
 from styleclip_jax.shapes import tokenizer as T  # noqa: E402
 
@@ -144,7 +145,7 @@ def hue_rotate(rgb, degrees):
     return jnp.einsum("bij,bj->bi", rot, rgb)
 
 
-def augment(key, clean, cov16, fg, bg, args):
+def augment(key, clean, cov16, fg, bg, args, force=None):
     """Appearance augmentation of a batch (see the module docstring). ``clean`` (B, H, W, 3) uint8 renders,
     ``cov16`` (B, H, W) uint8 coverage x 16, ``fg``/``bg`` (B, 3) in [0, 1]. Returns float32 NHWC in [-1, 1];
     each image is augmented with probability ``args.aug_p`` and left as rendered otherwise."""
@@ -171,7 +172,25 @@ def augment(key, clean, cov16, fg, bg, args):
     img = img + 2.0 * jax.image.resize(field, (B, H, W, 3), "bilinear")  # x2: [-1, 1] scale
     img = img + 0.02 * jax.random.normal(k[5], img.shape)
     on = jax.random.uniform(k[6], (B, 1, 1, 1)) < args.aug_p
+    if force is not None:  # images recoloured on the host (--hue-wide) must use the augmented render
+        on = on | force[:, None, None, None]
     return jnp.where(on, img, clean.astype(jnp.float32) / 127.5 - 1.0)
+
+
+def wide_hue(rng, fg, colour, p):
+    """--hue-wide: with probability ``p`` per image, rotate the shape colour fg (B, 3) in [0, 1] by a uniform
+    angle in [0, 360) and relabel the colour as the palette colour of nearest hue (the pixel metric's rule),
+    so the CLIP sees a continuum of hues and its "a {colour} shape" similarity varies smoothly with hue.
+    Returns (fg, colour labels, recoloured mask)."""
+    sel = rng.random(fg.shape[0]) < p
+    if not sel.any():
+        return fg, colour, sel
+    rot = np.clip(np.asarray(hue_rotate(jnp.asarray(fg), jnp.asarray(rng.uniform(0.0, 360.0, fg.shape[0]),
+                                                                          jnp.float32))), 0.0, 1.0)
+    d = np.abs(SM.rgb_to_hsv(rot)[0][:, None] - SM.COLOUR_HUES[None, :])
+    nearest = np.minimum(d, 360.0 - d).argmin(1)
+    return (np.where(sel[:, None], rot, fg).astype(np.float32), np.where(sel, nearest, colour).astype(colour.dtype),
+            sel)
 
 
 def main():
@@ -209,6 +228,13 @@ def main():
     ap.add_argument("--aug-bg-mix", type=float, default=0.0, help="max blend of the background toward a random colour")
     ap.add_argument("--aug-halo", type=float, default=0.0, help="max amplitude of edge ringing (halo) of the shape")
     ap.add_argument("--aug-field", type=float, default=0.0, help="amplitude of a smooth colour field ([0, 1] scale)")
+    ap.add_argument("--align", type=float, default=0.0,
+                    help="weight of an absolute alignment term: mean (1 - cos) between each image and its three "
+                         "attribute prompts ('a {colour} shape', 'a {shape}', 'a shape on a {b} background'); "
+                         "the contrastive losses only fix differences of cosines")
+    ap.add_argument("--hue-wide", type=float, default=0.0,
+                    help="fraction of images recoloured to a uniformly random hue and relabelled with the nearest "
+                         "palette colour (needs --aug-p > 0 for the on-device recomposition)")
     args = ap.parse_args()
     t_start = time.time()
 
@@ -295,14 +321,18 @@ def main():
         hl = img @ p["head"]["w"] + p["head"]["b"]
         aux = sum(optax.softmax_cross_entropy_with_integer_labels(hl[:, a:b], iattr[:, k]).mean() for a, b, k in groups)
         zs_acc = [jnp.mean(jnp.argmax(pl[:, a:b], -1) == iattr[:, k]) for a, b, k in groups]
-        return contrast + zs + aux, (contrast, zs, aux, scale, *zs_acc)
+        total = contrast + zs + aux
+        if args.align > 0:  # cosine of each image with its own attribute prompts, pushed toward 1
+            own = [jnp.take_along_axis(pl[:, a:b], iattr[:, k:k + 1], 1) / scale for a, b, k in groups]
+            total = total + args.align * jnp.mean(1.0 - jnp.concatenate(own, 1))
+        return total, (contrast, zs, aux, scale, *zs_acc)
 
-    def batch_images(key, images, cov, fg, bg):
-        return augment(key, images, cov, fg, bg, args) if args.aug_p > 0 else images
+    def batch_images(key, images, cov, fg, bg, force):
+        return augment(key, images, cov, fg, bg, args, force) if args.aug_p > 0 else images
 
     @jax.jit
-    def train_step(p, o, lr, key, images, cov, fg, bg, cap_idx, iattr):
-        images = batch_images(key, images, cov, fg, bg)
+    def train_step(p, o, lr, key, images, cov, fg, bg, force, cap_idx, iattr):
+        images = batch_images(key, images, cov, fg, bg, force)
         (loss, aux), g = jax.value_and_grad(loss_fn, has_aux=True)(p, images, cap_idx, iattr)
         upd, o = opt.update(g, o, p)
         upd = jax.tree_util.tree_map(lambda u: -lr * u, upd)
@@ -327,10 +357,13 @@ def main():
         else:
             idx = rng.integers(0, len(data), args.batch)
         ia = img_attr[idx]
+        fg, force = fg_rgb[idx], np.zeros(args.batch, bool)
+        if args.hue_wide > 0:
+            fg, ia[:, 0], force = wide_hue(rng, fg, ia[:, 0], args.hue_wide)
         t = np.where(rng.random(args.batch) < PLAIN_P, 0, rng.integers(1, len(TEMPLATES), args.batch))
         ph = rng.choice(len(PHRASES), size=args.batch, p=PHRASE_P)
         cap = cap_table[t, ph, ia[:, 0], ia[:, 1], ia[:, 2]]
-        return next_key(), data[idx], cov16[idx], fg_rgb[idx], bg_rgb[idx], cap, ia
+        return next_key(), data[idx], cov16[idx], fg, bg_rgb[idx], force, cap, ia
 
     aug_key = [jax.random.PRNGKey(args.seed + 7 + step0)]
 
