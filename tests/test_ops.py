@@ -19,6 +19,26 @@ def test_upfirdn2d_matches_reference(up, down, padding):
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("up,down,padding", [(1, 1, 0), (2, 1, (2, 1, 2, 1)), (1, 2, 1), (2, 2, (1, 2, 0, 3)),
+                                             (1, 1, (-1, 2, 1, -2))])
+def test_upfirdn2d_separable_path_matches_reference(up, down, padding):
+    """Rank-1 filters (all official ones) take the two-pass path; it equals the reference too."""
+    x = np.random.RandomState(0).randn(2, 5, 6, 3).astype(np.float32)
+    f = np.outer([1.0, 2.0, 5.0, 3.0], [2.0, 1.0, 4.0, 1.0]) / 30.0  # asymmetric both ways: catches flips
+    assert ops.separable_taps(f[::-1, ::-1]) is not None
+    got = ops.upfirdn2d(jnp.asarray(x), f, up=up, down=down, padding=padding, gain=1.7)
+    want = ops.upfirdn2d_ref(x, f, up=up, down=down, padding=padding, gain=1.7)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_separable_taps_rejects_rank_two_filters():
+    f = ops.setup_filter([1, 2, 5, 3]) * np.arange(1, 17).reshape(4, 4)
+    assert ops.separable_taps(f) is None
+    kv, kh = ops.separable_taps(ops.DEFAULT_FILTER)
+    np.testing.assert_allclose(np.outer(kv, kh), ops.DEFAULT_FILTER, rtol=1e-12)
+
+
 def test_upsample2d_doubles_and_preserves_constant():
     x = jnp.ones((1, 4, 4, 2))
     y = ops.upsample2d(x)
