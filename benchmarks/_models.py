@@ -19,14 +19,23 @@ def random_generator(name: str) -> sc.Generator:
     return sc.Generator(sc.init_params(jax.random.PRNGKey(0), cfg), cfg)
 
 
+def layer_macs(l) -> float:
+    """Multiply-adds of one S layer's convolution for one image: 3x3 at its resolution, 1x1 for toRGB, and
+    for an up-sampling conv (conv0 of blocks above 4 px) the stride-2 transposed 3x3 conv, whose 9 taps
+    touch each INPUT pixel once: a quarter of a same-size conv at the output resolution."""
+    if l.is_torgb:
+        return l.resolution ** 2 * l.in_channels * l.out_channels
+    up = l.name.startswith("conv0") and l.resolution > 4
+    r_in = l.resolution // 2 if up else l.resolution
+    return r_in ** 2 * l.in_channels * l.out_channels * 9
+
+
 def synthesis_gflop(G, start: int = 0) -> float:
-    """2 x multiply-adds of the modulated convs (3x3) and toRGB (1x1) from S layer `start` on, one image.
+    """2 x multiply-adds of the convolutions from S layer `start` on, one image (see `layer_macs`).
 
     A lower bound on the work (FIR filters, noise and activations are left out); used where XLA's cost
     analysis does not see inside library calls (cuDNN convolutions on GPUs count as ~0)."""
-    macs = sum(l.resolution ** 2 * l.in_channels * l.out_channels * (1 if l.is_torgb else 9)
-               for l in G.layout[start:])
-    return 2 * macs / 1e9
+    return 2 * sum(layer_macs(l) for l in G.layout[start:]) / 1e9
 
 
 def vit_b32_clip(preprocess: str = "official", seed: int = 0) -> sc.CLIP:

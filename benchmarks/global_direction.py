@@ -23,16 +23,13 @@ import numpy as np  # noqa: E402
 
 from styleclip_jax import global_direction as gd  # noqa: E402
 from _common import compile_once, device_lock, device_peak, emit, fmt, print_table, time_fn  # noqa: E402
-from _models import CLIP_VIT_B32_GFLOP, random_generator, synthesis_gflop, vit_b32_clip  # noqa: E402
+from _models import CLIP_VIT_B32_GFLOP, layer_macs, random_generator, synthesis_gflop, vit_b32_clip  # noqa: E402
 
 
 def suffix_macs(G, start: int) -> float:
-    """Multiply-adds of the synthesis layers from S layer `start` on (two renders per channel*image)."""
-    total = 0.0
-    for l in G.layout[start:]:
-        k = 1 if l.is_torgb else 9
-        total += l.resolution ** 2 * l.in_channels * l.out_channels * k
-    return 2 * total
+    """Multiply-adds of the synthesis convolutions from S layer `start` on, for the two renders of a
+    channel*image (see `_models.layer_macs`)."""
+    return 2 * sum(layer_macs(l) for l in G.layout[start:])
 
 
 def main():

@@ -25,7 +25,7 @@ import jax.numpy as jnp  # noqa: E402
 from styleclip_jax import ops  # noqa: E402
 from styleclip_jax.layout import stylespace_layout  # noqa: E402
 from _common import device_peak, emit, fmt, print_table, time_fn  # noqa: E402
-from _models import GENERATORS  # noqa: E402
+from _models import GENERATORS, layer_macs  # noqa: E402
 
 
 def _fir_padding(kh: int = 3, fh: int = 4, padding: int = 1, up: int = 2):
@@ -59,7 +59,7 @@ def main():
             x = jax.random.normal(key, (b, r_in, r_in, l.in_channels))
             wt = jax.random.normal(key, (l.out_channels, l.in_channels, k, k))
             st = jax.random.uniform(key, (b, l.in_channels), minval=0.5, maxval=1.5)
-            conv_gflop = 2 * b * l.resolution ** 2 * l.in_channels * l.out_channels * k * k / 1e9
+            conv_gflop = 2 * b * layer_macs(l) / 1e9
             cases = [("modconv" + (" up" if up == 2 else ""),
                       lambda x, wt, st, up=up, k=k: ops.modulated_conv2d(x, wt, st, up=up, padding=k // 2,
                                                                          demodulate=not l.is_torgb),
