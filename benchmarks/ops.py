@@ -5,7 +5,8 @@
 
 For every layer of the layout (random weights of the real shapes) it times, jitted and separately:
 the modulated conv (activation scaling, conv or up-sampling conv, demodulation), and for the up-sampling
-layers its two parts (the stride-2 transposed conv and the [1,3,3,1] FIR); bias + leaky ReLU; and the
+layers its two parts (the stride-2 transposed conv, in both its dilated and its sub-pixel form, and the
+[1,3,3,1] FIR); bias + leaky ReLU; and the
 skip path's image up-sampling. The summary gives each kind's share of the summed time beside its share
 of the convolution FLOPs, so the op that runs far below the device's rate stands out. No asserts on time.
 """
@@ -67,6 +68,7 @@ def main():
             if up == 2:
                 y = jax.random.normal(key, (b, 2 * r_in + 1, 2 * r_in + 1, l.out_channels))
                 cases += [("  transposed conv", ops.conv_transpose2d_stride2, (x, wt), conv_gflop),
+                          ("  transposed conv, sub-pixel", ops.conv_transpose2d_stride2_phases, (x, wt), conv_gflop),
                           ("  FIR after it", lambda y: ops.upfirdn2d(y, ops.DEFAULT_FILTER, padding=_fir_padding(),
                                                                      gain=4.0), (y,), None)]
             out = jax.random.normal(key, (b, l.resolution, l.resolution, l.out_channels))
@@ -87,7 +89,8 @@ def main():
                 emit(headers, rows[-1])
     print_table(rows, headers)
     # the modconv rows already contain their transposed conv and FIR: the split rows are shown apart
-    total = sum(v for k, v in per_kind.items() if k not in ("transposed conv", "FIR after it"))
+    total = sum(v for k, v in per_kind.items()
+                if k not in ("transposed conv", "transposed conv, sub-pixel", "FIR after it"))
     print()
     summary = [[k, fmt(v * 1e3, ".2f"), fmt(v / total, ".1%"), fmt(flops_kind[k] or None, ".1f")]
                for k, v in per_kind.items()]

@@ -67,11 +67,15 @@ def _conv_transpose_ref(x, w):
     return out
 
 
-def test_conv_transpose_matches_scatter_definition():
+@pytest.mark.parametrize("fn", [ops.conv_transpose2d_stride2, ops.conv_transpose2d_stride2_phases])
+@pytest.mark.parametrize("k", [(3, 3), (1, 1), (2, 3), (4, 1)])
+def test_conv_transpose_matches_scatter_definition(fn, k):
     rs = np.random.RandomState(2)
-    x, w = rs.randn(2, 3, 4, 5).astype(np.float32), rs.randn(6, 5, 3, 3).astype(np.float32)
-    got = ops.conv_transpose2d_stride2(jnp.asarray(x), jnp.asarray(w))
-    np.testing.assert_allclose(got, _conv_transpose_ref(x, w), atol=1e-4)
+    x, w = rs.randn(2, 3, 4, 5).astype(np.float32), rs.randn(6, 5, *k).astype(np.float32)
+    got = fn(jnp.asarray(x), jnp.asarray(w))
+    want = _conv_transpose_ref(x, w)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-4)
 
 
 @pytest.mark.parametrize("up,demod,k", [(1, True, 3), (2, True, 3), (1, False, 1)])
