@@ -29,6 +29,16 @@ def device_peak(precision: str = "float32"):
     return None
 
 
+def set_precision(precision: str):
+    """Set JAX's default matmul/conv precision ('highest' or 'default'), print the device line, and return
+    the device's peak FLOP/s for it (None if unknown)."""
+    jax.config.update("jax_default_matmul_precision", precision)
+    peak = device_peak(precision)
+    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), precision={precision}, "
+          f"peak={fmt(peak and peak / 1e12)} TFLOP/s", flush=True)
+    return peak
+
+
 def compile_once(fn, *args):
     """(compiled executable, FLOPs from XLA's cost analysis or None, compile seconds) for jit(fn)(*args).
 

@@ -20,7 +20,7 @@ import styleclip_jax as sc  # noqa: E402
 from styleclip_jax import generator as gen  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import compile_once, device_peak, emit, fmt, print_table, time_fn  # noqa: E402
+from _common import compile_once, emit, fmt, print_table, set_precision, time_fn  # noqa: E402
 from _models import GENERATORS as CONFIGS, synthesis_gflop  # noqa: E402
 
 
@@ -32,10 +32,7 @@ def main():
     ap.add_argument("--precision", default="highest", choices=["highest", "default"],
                     help="matmul/conv precision ('default' allows TF32 on GPUs)")
     args = ap.parse_args()
-    jax.config.update("jax_default_matmul_precision", args.precision)
-    peak = device_peak(args.precision)
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), precision={args.precision}, "
-          f"peak={fmt(peak and peak / 1e12)} TFLOP/s", flush=True)
+    peak = set_precision(args.precision)
     # TFLOP/s and the fraction of peak use the conv-only model count (XLA's count, printed beside it,
     # does not see inside cuDNN convolutions on GPUs)
     headers = ["config", "batch", "compile s", "images/s", "ms/batch", "GFLOP/img (XLA)", "GFLOP/img (model)",

@@ -19,7 +19,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from styleclip_jax import latent_optimization as lo  # noqa: E402
-from _common import compile_once, device_peak, emit, fmt, print_table, time_fn  # noqa: E402
+from _common import compile_once, emit, fmt, print_table, set_precision, time_fn  # noqa: E402
 from _models import CLIP_VIT_B32_GFLOP, random_generator, synthesis_gflop, vit_b32_clip  # noqa: E402
 
 
@@ -31,10 +31,7 @@ def main():
     ap.add_argument("--iters", type=int, default=2)
     ap.add_argument("--precision", default="highest", choices=["highest", "default"])
     args = ap.parse_args()
-    jax.config.update("jax_default_matmul_precision", args.precision)
-    peak = device_peak(args.precision)
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), precision={args.precision}, "
-          f"peak={fmt(peak and peak / 1e12)} TFLOP/s", flush=True)
+    peak = set_precision(args.precision)
     clip = vit_b32_clip()
     # model FLOPs of a step: synthesis forward + its data gradient (~2x forward; no weight gradients) and
     # the same for CLIP, per pair; TFLOP/s and the fraction of peak use it (XLA's count is printed beside

@@ -25,7 +25,7 @@ import jax.numpy as jnp  # noqa: E402
 
 from styleclip_jax import ops  # noqa: E402
 from styleclip_jax.layout import stylespace_layout  # noqa: E402
-from _common import device_peak, emit, fmt, print_table, time_fn  # noqa: E402
+from _common import emit, fmt, print_table, set_precision, time_fn  # noqa: E402
 from _models import GENERATORS, layer_macs  # noqa: E402
 
 
@@ -43,10 +43,7 @@ def main():
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--precision", default="highest", choices=["highest", "default"])
     args = ap.parse_args()
-    jax.config.update("jax_default_matmul_precision", args.precision)
-    peak = device_peak(args.precision)
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), precision={args.precision}, "
-          f"peak={fmt(peak and peak / 1e12)} TFLOP/s", flush=True)
+    set_precision(args.precision)
     headers = ["config", "layer", "op", "input", "ms", "GFLOP", "TFLOP/s"]
     rows, per_kind, flops_kind = [], collections.defaultdict(float), collections.defaultdict(float)
     key = jax.random.PRNGKey(0)
