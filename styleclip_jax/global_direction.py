@@ -220,6 +220,17 @@ class SweepPlan:
         return f"L{layer_index:02d}_C{start:05d}.npy"
 
 
+RENDER_PIXELS_PER_CALL = 64 * 1024 * 1024  # 64 renders at 1024 px: 56 GB on an H100 (measured 2026-11-27)
+
+
+def auto_image_batch(img_resolution: int, block_size: int, num_images: int) -> int:
+    """Images per sweep call when none is given: as many as keep one call (block_size channels x images x
+    2 renders) within RENDER_PIXELS_PER_CALL output pixels, at least 1, at most all `num_images`.
+    1024 px, block 16 -> 2; 256 px -> 32; the 32-px shapes world -> all 100 (one call per block)."""
+    per_image = 2 * block_size * img_resolution ** 2
+    return int(max(1, min(num_images, RENDER_PIXELS_PER_CALL // per_image)))
+
+
 def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, seed: int = 0,
                       truncation_psi: float = 0.7, truncation_cutoff: Optional[int] = 8, alpha: float = 5.0,
                       max_resolution: Optional[int] = None, block_size: int = 16, image_batch: Optional[int] = None,
@@ -232,8 +243,9 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
         the seed stream (or `ws` (M, num_ws, w_dim) if given).
       max_resolution: only layers up to this resolution (official torch script: 128).
       block_size: channels per compiled call (padded to a multiple of the device count).
-      image_batch: images per call (default all M); the per-image differences are summed over
-        chunks and normalised at the end, which equals the all-at-once average direction.
+      image_batch: images per call (default `auto_image_batch`: all M for small generators, 2 at 1024 px
+        with block 16, to fit a GPU); the per-image differences are summed over chunks and normalised at
+        the end, which equals the all-at-once average direction.
       out_dir: if given, finished blocks go to out_dir/blocks/*.npy (atomic) and fs3.npy at the end;
         a restarted sweep skips finished blocks and gives a bit-identical array.
       precision: "float32" (default) or "bfloat16" (bf16 matmul/conv inputs, f32 accumulation).
@@ -249,7 +261,7 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
         ws = sample_ws(G, num_images, truncation_psi, truncation_cutoff, seed)
     ws = np.asarray(ws, np.float32)
     m = ws.shape[0]
-    ib = m if image_batch is None else max(1, min(int(image_batch), m))
+    ib = auto_image_batch(G.cfg.img_resolution, bsz, m) if image_batch is None else max(1, min(int(image_batch), m))
     s_all = {k: np.asarray(v) for k, v in G.w_to_s(ws).items()}
     plan = SweepPlan(G, bsz, max_resolution)
     settings = {"generator": G.config, "num_images": m, "ws_sha": hashlib.sha256(ws.tobytes()).hexdigest()[:16],

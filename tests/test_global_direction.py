@@ -55,6 +55,18 @@ def test_sweep_equals_naive_recomputation(setup):
     assert np.abs(wrong - ref).max() > 1e-2
 
 
+def test_auto_image_batch_bounds_a_call():
+    """Without image_batch a sweep call stays within the render budget that fit an H100 at 1024 px
+    (64 renders), and small generators keep one call per block (the shipped shapes fs3's settings)."""
+    for res, block in [(1024, 16), (1024, 64), (512, 16), (256, 16), (256, 3)]:
+        ib = gd.auto_image_batch(res, block, 100)
+        assert 1 <= ib <= 100
+        assert ib == 1 or 2 * block * ib * res ** 2 <= gd.RENDER_PIXELS_PER_CALL
+        assert ib == 100 or 2 * block * (ib + 1) * res ** 2 > gd.RENDER_PIXELS_PER_CALL  # the largest that fits
+    assert gd.auto_image_batch(1024, 16, 100) == 2
+    assert gd.auto_image_batch(32, 16, 100) == 100
+
+
 def test_max_resolution_restricts_layers(setup):
     G, clip, mean, std = setup
     ws = gd.sample_ws(G, 2, seed=1)
