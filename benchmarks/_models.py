@@ -21,12 +21,11 @@ def random_generator(name: str) -> sc.Generator:
 
 def layer_macs(l) -> float:
     """Multiply-adds of one S layer's convolution for one image: 3x3 at its resolution, 1x1 for toRGB, and
-    for an up-sampling conv (conv0 of blocks above 4 px) the stride-2 transposed 3x3 conv, whose 9 taps
+    for an up-sampling conv (`SLayer.up`) the stride-2 transposed 3x3 conv, whose 9 taps
     touch each INPUT pixel once: a quarter of a same-size conv at the output resolution."""
     if l.is_torgb:
         return l.resolution ** 2 * l.in_channels * l.out_channels
-    up = l.name.startswith("conv0") and l.resolution > 4
-    r_in = l.resolution // 2 if up else l.resolution
+    r_in = l.resolution // 2 if l.up else l.resolution
     return r_in ** 2 * l.in_channels * l.out_channels * 9
 
 

@@ -13,7 +13,8 @@
 # Hence fixed memory slices per process now (XLA_PYTHON_CLIENT_MEM_FRACTION; not yet run this way).
 # Since then the FIR of every up-sampling step runs as two 1-D passes instead of a depthwise conv (2.6x
 # faster synthesis on CPU), so the H100 figures above are from before that change.
-# Each benchmark prints its table with XLA's GFLOP and the fraction of device peak; logs go to $OUT.
+# Each benchmark prints its rows as measured, with XLA's GFLOP beside a conv model count and the fraction of
+# device peak from the model count; logs go to $OUT.
 #
 # Prepare once on a machine with internet (the device image ships transformers 5, which has no Flax
 # CLIP, and no ml_collections):

@@ -14,7 +14,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
 import styleclip_jax as sc  # noqa: E402
 from styleclip_jax import generator as gen  # noqa: E402

@@ -77,7 +77,7 @@ def main():
                     with device_lock():
                         blocks[(name, prec, li)] = np.asarray(jf(*call_args))
                     pairs = args.block * args.images
-                    per_layer[li] = (sec / pairs, flops / pairs if flops else None)
+                    per_layer[li] = sec / pairs
                     model = 2 * (synthesis_gflop(G, li) + CLIP_VIT_B32_GFLOP) * 1e9
                     ach = pairs * model / sec
                     rows.append([f"{name}px", prec, l.name, fmt(csec, ".1f"), fmt(pairs / sec, ".1f"),
@@ -94,7 +94,7 @@ def main():
             # to the timed layers (a covers CLIP, which does not depend on the layer); with one timed layer,
             # time is taken as proportional to the model FLOPs (suffix renders + CLIP)
             x = np.array([suffix_macs(G, li) for li in per_layer])
-            y = np.array([t for t, _ in per_layer.values()])
+            y = np.array(list(per_layer.values()))
             if len(x) > 1:
                 b, a = np.polyfit(x, y, 1)
             else:
@@ -107,6 +107,7 @@ def main():
     print_table(rows, headers)
     print()
     print_table(estimates, est_headers)
+
 
 if __name__ == "__main__":
     main()

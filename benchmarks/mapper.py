@@ -24,18 +24,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 
 import styleclip_jax as sc  # noqa: E402
 from styleclip_jax import mapper as M  # noqa: E402
 from styleclip_jax.mapper_nets import MapperConfig  # noqa: E402
-from _common import device_peak, emit, fmt, print_table, time_fn  # noqa: E402
-from _models import CLIP_VIT_B32_GFLOP, synthesis_gflop, vit_b32_clip  # noqa: E402
+from _common import compile_once, device_peak, emit, fmt, print_table, time_fn  # noqa: E402
+from _models import CLIP_VIT_B32_GFLOP, GENERATORS, synthesis_gflop, vit_b32_clip  # noqa: E402
 
-CONFIGS = {
-    "256": sc.GeneratorConfig(z_dim=512, w_dim=512, img_resolution=256, channel_base=16384, channel_max=512),
-    "1024": sc.GeneratorConfig(z_dim=512, w_dim=512, img_resolution=1024, channel_base=32768, channel_max=512),
-}
 IMAGE_STEPS = 100_000
 # model FLOPs of an image-step: G(w_hat) forward + its data gradient (~2x forward) and the same for CLIP
 # (no ArcFace here); XLA's count is printed beside it (on GPUs it does not see inside cuDNN convolutions)
@@ -44,17 +39,10 @@ TRAIN_HEADERS = ["config", "batch", "K", "compile s", "ms/step", "img-steps/s", 
 INFER_HEADERS = ["config", "batch", "ms/image", "mapper ms/img", "images/s"]
 
 
-def _cost(compiled):
-    ca = compiled.cost_analysis()
-    if isinstance(ca, (list, tuple)):
-        ca = ca[0] if ca else {}
-    return float((ca or {}).get("flops", 0.0)) or None
-
-
 def main(argv=None):
     on_cpu = jax.default_backend() == "cpu"
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", default="256" if on_cpu else "256,1024", help=f"comma list of {list(CONFIGS)}")
+    ap.add_argument("--sizes", default="256" if on_cpu else "256,1024", help=f"comma list of {list(GENERATORS)}")
     ap.add_argument("--batches", default="1,2" if on_cpu else "1,2,4,8", help="training batch sizes")
     ap.add_argument("--prompts", type=int, default=1, help="K mappers trained together (vmapped)")
     ap.add_argument("--iters", type=int, default=2 if on_cpu else 10)
@@ -75,7 +63,7 @@ def main(argv=None):
     tcfg = M.MapperTrainConfig(optimizer=args.optimizer)
     train_rows, infer_rows = [], []
     for name in args.sizes.split(","):
-        gcfg = CONFIGS[name]
+        gcfg = GENERATORS[name]
         G = sc.Generator(jax.jit(sc.init_params, static_argnums=1)(jax.random.PRNGKey(0), gcfg), gcfg)
         mcfg = MapperConfig(latent_dim=gcfg.w_dim)
         state = M.init_train_state(jax.random.PRNGKey(1), jax.random.PRNGKey(2), mcfg, tcfg, K)
@@ -83,11 +71,9 @@ def main(argv=None):
         text = text / jnp.linalg.norm(text, axis=-1, keepdims=True)
         for b in [int(x) for x in args.batches.split(",")]:
             w = G.mapping(jax.random.normal(jax.random.PRNGKey(b), (b, gcfg.z_dim)), truncation_psi=0.7)
-            t0 = time.perf_counter()
-            compiled = M.train_step.lower(G, clip, None, state, w, text, mcfg=mcfg, tcfg=tcfg).compile()
-            compile_s = time.perf_counter() - t0
-            flops = _cost(compiled)
-            sec = time_fn(compiled, G, clip, None, state, w, text, iters=args.iters)
+            compiled, flops, compile_s = compile_once(
+                lambda G, c, s, w, t: M.train_step(G, c, None, s, w, t, mcfg=mcfg, tcfg=tcfg), G, clip, state, w, text)
+            sec = time_fn(compiled, G, clip, state, w, text, iters=args.iters)
             ips = b * K / sec
             model = b * K * 2 * (synthesis_gflop(G) + CLIP_VIT_B32_GFLOP) * 1e9
             achieved = model / sec

@@ -29,13 +29,6 @@ from _common import emit, fmt, print_table, set_precision, time_fn  # noqa: E402
 from _models import GENERATORS, layer_macs  # noqa: E402
 
 
-def _fir_padding(kh: int = 3, fh: int = 4, padding: int = 1, up: int = 2):
-    """The FIR padding of the up-sampling conv (as in ops._conv_resample)."""
-    p0 = padding + (fh + up - 1) // 2 - (kh - 1)
-    p1 = padding + (fh - up) // 2 - (kh - up)
-    return (p0, p1, p0, p1)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--configs", default="256")
@@ -51,7 +44,7 @@ def main():
         cfg = GENERATORS[name]
         for l in stylespace_layout(cfg.img_resolution, cfg.channel_base, cfg.channel_max):
             b = args.batch
-            up = 2 if (l.name.startswith("conv0") and l.resolution > 4) else 1
+            up = 2 if l.up else 1
             k = 1 if l.is_torgb else 3
             r_in = l.resolution // up
             x = jax.random.normal(key, (b, r_in, r_in, l.in_channels))
@@ -59,15 +52,15 @@ def main():
             st = jax.random.uniform(key, (b, l.in_channels), minval=0.5, maxval=1.5)
             conv_gflop = 2 * b * layer_macs(l) / 1e9
             cases = [("modconv" + (" up" if up == 2 else ""),
-                      lambda x, wt, st, up=up, k=k: ops.modulated_conv2d(x, wt, st, up=up, padding=k // 2,
-                                                                         demodulate=not l.is_torgb),
+                      lambda x, wt, st, up=up, k=k, demod=not l.is_torgb: ops.modulated_conv2d(
+                          x, wt, st, up=up, padding=k // 2, demodulate=demod),
                       (x, wt, st), conv_gflop)]
             if up == 2:
                 y = jax.random.normal(key, (b, 2 * r_in + 1, 2 * r_in + 1, l.out_channels))
                 cases += [("  transposed conv", ops.conv_transpose2d_stride2, (x, wt), conv_gflop),
                           ("  transposed conv, sub-pixel", ops.conv_transpose2d_stride2_phases, (x, wt), conv_gflop),
-                          ("  FIR after it", lambda y: ops.upfirdn2d(y, ops.DEFAULT_FILTER, padding=_fir_padding(),
-                                                                     gain=4.0), (y,), None)]
+                          ("  FIR after it", lambda y: ops.upfirdn2d(
+                              y, ops.DEFAULT_FILTER, padding=ops.up_fir_padding(3, 4, 1), gain=4.0), (y,), None)]
             out = jax.random.normal(key, (b, l.resolution, l.resolution, l.out_channels))
             bias = jnp.zeros((l.out_channels,))
             if not l.is_torgb:

@@ -240,14 +240,16 @@ def _conv_resample(x, weight, up: int, padding: int, f=DEFAULT_FILTER):
         return conv2d(x, weight, padding=padding)
     if up != 2:
         raise ValueError(f"up={up} is not supported (expected 1 or 2)")
-    kh = weight.shape[2]
-    fh = f.shape[0]
-    # Padding arithmetic of conv2d_resample (up=2, down=1): the transposed conv runs unpadded and
-    # the FIR filter takes the remaining padding.
+    x = transposed_conv_for_backend()(x, weight)
+    return upfirdn2d(x, f, padding=up_fir_padding(weight.shape[2], f.shape[0], padding, up), gain=up * up)
+
+
+def up_fir_padding(kh: int, fh: int, padding: int, up: int = 2):
+    """(x0, x1, y0, y1) padding of the FIR after the unpadded transposed conv of conv2d_resample (up=2,
+    down=1): the FIR takes the padding the conv did not."""
     p0 = padding + (fh + up - 1) // 2 - (kh - 1)
     p1 = padding + (fh - up) // 2 - (kh - up)
-    x = transposed_conv_for_backend()(x, weight)
-    return upfirdn2d(x, f, padding=(p0, p1, p0, p1), gain=up * up)
+    return (p0, p1, p0, p1)
 
 
 def transposed_conv_for_backend():
