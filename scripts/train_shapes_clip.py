@@ -187,8 +187,7 @@ def wide_hue(rng, fg, colour, p):
         return fg, colour, sel
     rot = np.clip(np.asarray(hue_rotate(jnp.asarray(fg), jnp.asarray(rng.uniform(0.0, 360.0, fg.shape[0]),
                                                                           jnp.float32))), 0.0, 1.0)
-    d = np.abs(SM.rgb_to_hsv(rot)[0][:, None] - SM.COLOUR_HUES[None, :])
-    nearest = np.minimum(d, 360.0 - d).argmin(1)
+    nearest, _ = SM.nearest_palette_hue(SM.rgb_to_hsv(rot)[0])
     return (np.where(sel[:, None], rot, fg).astype(np.float32), np.where(sel, nearest, colour).astype(colour.dtype),
             sel)
 

@@ -69,6 +69,14 @@ def shape_mask(images, bg_tol: float = 0.15) -> np.ndarray:
     return np.abs(x - bg[:, None, None, :]).max(-1) > bg_tol
 
 
+def nearest_palette_hue(hue):
+    """(index into COLOURS of the nearest palette hue, circular distance in degrees) for hues (...) in
+    degrees; each (...)."""
+    dist = np.abs(np.asarray(hue)[..., None] - COLOUR_HUES)
+    dist = np.minimum(dist, 360.0 - dist)
+    return dist.argmin(-1), dist.min(-1)
+
+
 def colour_shares(images, *, sat_min: float = 0.35, val_min: float = 0.25, max_hue_dist: float = 30.0,
                   bg_tol: float = 0.15) -> np.ndarray:
     """(N, len(COLOURS)): for each image, the fraction of its shape pixels assigned to each named colour
@@ -78,10 +86,8 @@ def colour_shares(images, *, sat_min: float = 0.35, val_min: float = 0.25, max_h
     x = _to01(images)
     mask = shape_mask(images, bg_tol)
     h, s, v = rgb_to_hsv(x)
-    dist = np.abs(h[..., None] - COLOUR_HUES)  # (N, H, W, C)
-    dist = np.minimum(dist, 360.0 - dist)
-    nearest = dist.argmin(-1)
-    ok = mask & (s >= sat_min) & (v >= val_min) & (dist.min(-1) <= max_hue_dist)
+    nearest, dist = nearest_palette_hue(h)
+    ok = mask & (s >= sat_min) & (v >= val_min) & (dist <= max_hue_dist)
     n_shape = mask.sum(axis=(1, 2)).astype(np.float64)
     out = np.zeros((x.shape[0], len(COLOURS)))
     for k in range(len(COLOURS)):
