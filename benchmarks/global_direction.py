@@ -63,14 +63,16 @@ def main():
         for prec in args.precision.split(","):
             per_layer = {}
             peak = device_peak(prec)
-            with jax.default_matmul_precision("bfloat16" if prec == "bfloat16" else "highest"):
+            # float32: full float32 everywhere; bfloat16: the generator's convs take bf16 inputs with float32
+            # accumulation (gd.sweep_modconv), CLIP stays float32 -- as channel_relevance(precision=...)
+            with jax.default_matmul_precision("highest"):
                 for l in picks:
                     li = l.index
-                    state = jax.jit(lambda G, s: gd._prefix(G, s, li, "const"))(G, s)
+                    state = jax.jit(lambda G, s: gd._prefix(G, s, li, "const", prec))(G, s)
                     rest = {k: v for k, v in s.items() if k in [x.name for x in G.layout[li:]]}
                     idx = jnp.arange(args.block, dtype=jnp.int32) % l.channels
                     fn = lambda G, c, st, r, i, mu, sd: gd._block_sum(G, c, st, r, i, mu, sd, layer_index=li,
-                                                                     alpha=5.0, noise_mode="const")
+                                                                     alpha=5.0, noise_mode="const", precision=prec)
                     call_args = (G, clip, state, rest, idx, mean[l.name], std[l.name])
                     jf, flops, csec = compile_once(fn, *call_args)
                     sec = time_fn(jf, *call_args, iters=args.iters)

@@ -22,6 +22,7 @@ device with a `jax.sharding.Mesh` (channel axis), and resumes from atomically wr
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -33,12 +34,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import gd_math, io_utils
+from . import gd_math, io_utils, ops
 from .generator import synthesis_layers, truncate, w_to_s
 
 # ------------------------------------------------------------------------------------------------
 # Layout helpers
 # ------------------------------------------------------------------------------------------------
+PRECISIONS = ("float32", "bfloat16")
 _NAME = re.compile(r"^(conv0|conv1|toRGB)_resolution_(\d+)$")
 
 
@@ -158,12 +160,24 @@ def _clip_features(clip, images):
     return clip.image_embed_fn(clip.params, images)
 
 
-def _prefix(G, s, layer_index: int, noise_mode: str):
+def sweep_modconv(precision: str):
+    """The generator's modulated conv for a sweep precision: "float32", or "bfloat16" (conv inputs rounded to
+    bfloat16, float32 accumulation; see `ops.modulated_conv2d`). CLIP and everything else stay float32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {PRECISIONS}")
+    if precision == "bfloat16":
+        return functools.partial(ops.modulated_conv2d, compute_dtype=jnp.bfloat16)
+    return ops.modulated_conv2d
+
+
+def _prefix(G, s, layer_index: int, noise_mode: str, precision: str = "float32"):
     """State (x, img) before S layer `layer_index` for the images of `s` (computed once per layer)."""
-    return synthesis_layers(G.params, G.cfg, s, start=0, stop=layer_index, noise_mode=noise_mode)
+    return synthesis_layers(G.params, G.cfg, s, start=0, stop=layer_index, noise_mode=noise_mode,
+                            modconv=sweep_modconv(precision))
 
 
-def _block_sum(G, clip, state, s, idx, mean_l, std_l, *, layer_index: int, alpha: float, noise_mode: str):
+def _block_sum(G, clip, state, s, idx, mean_l, std_l, *, layer_index: int, alpha: float, noise_mode: str,
+               precision: str = "float32"):
     """Sum over this chunk's images of the normalised CLIP difference for each channel in `idx`.
 
     state: prefix (x, img) of M images; s: S dict (M, C) for layers >= layer_index; idx: (B,) ints.
@@ -185,7 +199,7 @@ def _block_sum(G, clip, state, s, idx, mean_l, std_l, *, layer_index: int, alpha
         centred = base * (1 - col) + mu * col
         codes = jnp.concatenate([centred - alpha * sd * col, centred + alpha * sd * col], axis=0)  # (2M, C)
         _, img = synthesis_layers(G.params, G.cfg, {**rest2, layer.name: codes}, start=layer_index,
-                                  state=state2, noise_mode=noise_mode)
+                                  state=state2, noise_mode=noise_mode, modconv=sweep_modconv(precision))
         f = _clip_features(clip, img)
         d = f[m:] - f[:m]
         d = d / jnp.linalg.norm(d, axis=-1, keepdims=True)
@@ -248,12 +262,12 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
         the end, which equals the all-at-once average direction.
       out_dir: if given, finished blocks go to out_dir/blocks/*.npy (atomic) and fs3.npy at the end;
         a restarted sweep skips finished blocks and gives a bit-identical array.
-      precision: "float32" (default) or "bfloat16" (bf16 matmul/conv inputs, f32 accumulation).
+      precision: "float32" (default) or "bfloat16": the generator's convolutions take bf16-rounded inputs and
+        accumulate in float32 (`sweep_modconv`); compare the two with `agreement`.
       devices: devices for the mesh (default: all `jax.devices()`); channels are sharded across them.
       stop_after_blocks: testing hook, return None after computing that many new blocks.
     """
-    if precision not in ("float32", "bfloat16"):
-        raise ValueError(f"precision={precision!r}: expected 'float32' or 'bfloat16'")
+    sweep_modconv(precision)  # validates
     devices = list(jax.devices() if devices is None else devices)
     nd = len(devices)
     bsz = int(math.ceil(block_size / nd) * nd)
@@ -295,13 +309,13 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
     def fn_for(li):
         if li not in compiled:
             f = jax.jit(lambda G_, clip_, state, s, idx, mu, sd: _block_sum(
-                G_, clip_, state, s, idx, mu, sd, layer_index=li, alpha=alpha, noise_mode=noise_mode),
-                out_shardings=chan)
-            pre = jax.jit(lambda G_, s: _prefix(G_, s, li, noise_mode), out_shardings=repl)
+                G_, clip_, state, s, idx, mu, sd, layer_index=li, alpha=alpha, noise_mode=noise_mode,
+                precision=precision), out_shardings=chan)
+            pre = jax.jit(lambda G_, s: _prefix(G_, s, li, noise_mode, precision), out_shardings=repl)
             compiled[li] = (f, pre)
         return compiled[li]
 
-    ctx = jax.default_matmul_precision("bfloat16" if precision == "bfloat16" else "highest")
+    ctx = jax.default_matmul_precision("highest")  # float32 everywhere except sweep_modconv's bf16 convs
     results: Dict[Tuple[int, int], np.ndarray] = {}
     todo = []
     for (li, a, b) in plan.units:

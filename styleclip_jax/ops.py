@@ -171,11 +171,17 @@ def _hwio(weight):
     return jnp.transpose(weight, (2, 3, 1, 0))
 
 
+def _out_type(x):
+    """Convolutions of bfloat16 inputs return float32 (float32 accumulation); others keep the input dtype."""
+    return jnp.float32 if x.dtype == jnp.bfloat16 else None
+
+
 def conv2d(x, weight, padding: int = 0):
-    """PyTorch `F.conv2d` (cross-correlation) on NHWC with an (O, I, kh, kw) weight."""
+    """PyTorch `F.conv2d` (cross-correlation) on NHWC with an (O, I, kh, kw) weight, computed in x's dtype
+    (bfloat16 inputs give a float32 result)."""
     return jax.lax.conv_general_dilated(
         x, _hwio(weight).astype(x.dtype), (1, 1), [(padding, padding)] * 2,
-        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), preferred_element_type=_out_type(x))
 
 
 def conv_transpose2d_stride2(x, weight):
@@ -189,7 +195,7 @@ def conv_transpose2d_stride2(x, weight):
     k = _hwio(weight[:, :, ::-1, ::-1]).astype(x.dtype)
     return jax.lax.conv_general_dilated(
         x, k, (1, 1), [(kh - 1, kh - 1), (kw - 1, kw - 1)], lhs_dilation=(2, 2),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), preferred_element_type=_out_type(x))
 
 
 def _phase_taps(k: int, a: int):
@@ -209,6 +215,7 @@ def conv_transpose2d_stride2_phases(x, weight):
     kh, kw = weight.shape[2:]
     k = _hwio(weight[:, :, ::-1, ::-1]).astype(x.dtype)  # the taps of the dilated correlation
     oh, ow = 2 * h + kh - 2, 2 * w + kw - 2
+    out_dtype = _out_type(x) or x.dtype
     rows = []
     for a in (0, 1):
         t0h, ch = _phase_taps(kh, a)
@@ -223,10 +230,11 @@ def conv_transpose2d_stride2_phases(x, weight):
             ph = (-ch, nh + ch + th - 1 - h)
             pw = (-cw, nw + cw + tw - 1 - w)
             if th == 0 or tw == 0:  # 1-tap axis: this parity only ever meets inserted zeros
-                y = jnp.zeros((n, nh, nw, k.shape[3]), x.dtype)
+                y = jnp.zeros((n, nh, nw, k.shape[3]), out_dtype)
             else:
                 y = jax.lax.conv_general_dilated(x, sub, (1, 1), [ph, pw],
-                                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+                                                 dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                                 preferred_element_type=_out_type(x))
             cols.append(jnp.pad(y, ((0, 0), (0, 0), (0, (ow + 1) // 2 - nw), (0, 0))))
         y = jnp.stack(cols, axis=3).reshape(n, nh, 2 * ((ow + 1) // 2), -1)[:, :, :ow]
         rows.append(jnp.pad(y, ((0, 0), (0, (oh + 1) // 2 - nh), (0, 0), (0, 0))))
@@ -266,7 +274,7 @@ def demod_coefficients(weight, styles, eps: float = 1e-8):
 
 
 def modulated_conv2d(x, weight, styles, noise=None, up: int = 1, padding: int = 0,
-                     demodulate: bool = True):
+                     demodulate: bool = True, compute_dtype=None):
     """Modulated (and demodulated) convolution, fast form: scale activations, not weights.
 
     Args:
@@ -276,12 +284,19 @@ def modulated_conv2d(x, weight, styles, noise=None, up: int = 1, padding: int = 
       noise: None or an array broadcastable to the output (N, H', W', O), added after
         demodulation.
       up: 1 or 2 (transposed conv + [1,3,3,1] FIR, the official up-sampling conv).
+      compute_dtype: None (the input dtype) or jnp.bfloat16: the convolution takes the style-scaled
+        activations and the weight rounded to bfloat16 and accumulates in float32 (float32 result; the
+        FIR, demodulation and noise stay float32). The global-direction sweep's `precision="bfloat16"`.
     Returns:
       (N, H*up, W*up, O).
     Mathematically equal to `modulated_conv2d_ref`; the difference is float rounding only.
     """
+    dtype = x.dtype
     x = x * styles[:, None, None, :].astype(x.dtype)
-    x = _conv_resample(x, weight, up=up, padding=padding)
+    w = weight
+    if compute_dtype is not None:
+        x, w = x.astype(compute_dtype), weight.astype(compute_dtype)
+    x = _conv_resample(x, w, up=up, padding=padding).astype(dtype)
     if demodulate:
         x = x * demod_coefficients(weight, styles)[:, None, None, :].astype(x.dtype)
     if noise is not None:

@@ -7,6 +7,10 @@ import pytest
 from styleclip_jax import ops
 
 
+def _bf16(a):
+    return np.asarray(jnp.asarray(a, jnp.float32).astype(jnp.bfloat16).astype(jnp.float32))
+
+
 @pytest.mark.parametrize("up,down,padding", [(1, 1, 0), (2, 1, (2, 1, 2, 1)), (1, 2, 1), (2, 2, (1, 2, 0, 3)),
                                              (1, 1, (-1, 2, 1, -2))])
 def test_upfirdn2d_matches_reference(up, down, padding):
@@ -78,6 +82,15 @@ def test_conv_transpose_matches_scatter_definition(fn, k):
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
+@pytest.mark.parametrize("fn", [ops.conv_transpose2d_stride2, ops.conv_transpose2d_stride2_phases])
+def test_conv_transpose_bfloat16_inputs_give_float32_accumulated_result(fn):
+    rs = np.random.RandomState(6)
+    x, w = rs.randn(2, 3, 4, 64).astype(np.float32), rs.randn(6, 64, 3, 3).astype(np.float32)
+    got = fn(jnp.asarray(x, jnp.bfloat16), jnp.asarray(w, jnp.bfloat16))
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, _conv_transpose_ref(_bf16(x), _bf16(w)), atol=1e-4, rtol=1e-5)
+
+
 @pytest.mark.parametrize("up,demod,k", [(1, True, 3), (2, True, 3), (1, False, 1)])
 def test_modulated_conv_fast_equals_per_sample_reference(up, demod, k):
     rs = np.random.RandomState(3)
@@ -90,6 +103,30 @@ def test_modulated_conv_fast_equals_per_sample_reference(up, demod, k):
     b = ops.modulated_conv2d_ref(x, w, s, noise=noise, up=up, padding=pad, demodulate=demod)
     assert a.shape == (3, 4 * up, 4 * up, 5)
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("up,demod,k", [(1, True, 3), (2, True, 3), (1, False, 1)])
+def test_modulated_conv_bfloat16_rounds_conv_inputs_and_accumulates_in_float32(up, demod, k):
+    """compute_dtype=bfloat16 equals the float32 reference conv of the bf16-rounded style-scaled activations
+    and weight, with the float32 demodulation of the unrounded weight; and it is not the float32 result."""
+    rs = np.random.RandomState(5)
+    x = rs.randn(3, 4, 4, 64).astype(np.float32)
+    w = rs.randn(8, 64, k, k).astype(np.float32)
+    s = (1 + 0.3 * rs.randn(3, 64)).astype(np.float32)
+    noise = rs.randn(1, 4 * up, 4 * up, 1).astype(np.float32)
+    pad = k // 2
+    got = ops.modulated_conv2d(jnp.asarray(x), jnp.asarray(w), jnp.asarray(s), noise=jnp.asarray(noise), up=up,
+                               padding=pad, demodulate=demod, compute_dtype=jnp.bfloat16)
+    assert got.dtype == jnp.float32
+    want = np.asarray(ops.modulated_conv2d_ref(jnp.asarray(_bf16(x * s[:, None, None, :])), jnp.asarray(_bf16(w)),
+                                               jnp.ones((3, 64)), up=up, padding=pad, demodulate=False))
+    if demod:
+        want = want * np.asarray(ops.demod_coefficients(jnp.asarray(w), jnp.asarray(s)))[:, None, None, :]
+    want = want + noise
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+    full = ops.modulated_conv2d(jnp.asarray(x), jnp.asarray(w), jnp.asarray(s), noise=jnp.asarray(noise), up=up,
+                                padding=pad, demodulate=demod)
+    assert np.max(np.abs(np.asarray(full) - np.asarray(got))) > 1e-3
 
 
 def test_demodulation_normalises_output_weights():

@@ -21,8 +21,9 @@ def validate(config) -> None:
         raise ValueError(f"--config.latents={config.latents}: file not found")
     if config.fs3 is not None and not pathlib.Path(config.fs3).is_file():
         raise ValueError(f"--config.fs3={config.fs3}: file not found (expected an fs3 .npy)")
-    if config.sweep_precision not in ("float32", "bfloat16"):
-        raise ValueError(f"--config.sweep_precision={config.sweep_precision!r}: expected float32 or bfloat16")
+    from ..global_direction import PRECISIONS
+    if config.sweep_precision not in PRECISIONS:
+        raise ValueError(f"--config.sweep_precision={config.sweep_precision!r}: expected one of {PRECISIONS}")
     if int(config.stats_samples) < 2 or int(config.sweep_images) < 1:
         raise ValueError("--config.stats_samples must be >= 2 and --config.sweep_images >= 1")
     if config.clip_preprocess not in (None, "official", "normalized", "resize"):
