@@ -99,3 +99,22 @@ def test_global_direction_job_and_cache(models, tmp_path):
     assert kept[("a red shape", 0.0)] == 192 and kept[("a red shape", 0.3)] < 192
     page = (tmp_path / "gd" / "index.html").read_text()
     assert page.count("<img") == 4 and "a blue circle" in page
+
+
+def test_reduced_precision_sweep_reports_agreement_with_cached_float32(tmp_path):
+    from styleclip_jax.jobs import global_direction as job
+    rs = np.random.RandomState(0)
+    f32 = rs.randn(12, 5).astype(np.float32)
+    bf = f32 + 0.1 * rs.randn(12, 5).astype(np.float32)
+    out = tmp_path / "fs3_bfloat16" / "fs3.npy"
+    out.parent.mkdir()
+    missing = tmp_path / "nowhere" / "fs3.npy"
+    assert job._precision_agreement(bf, out, [missing], verbose=False) == {}
+    ref = tmp_path / "fs3_float32" / "fs3.npy"
+    ref.parent.mkdir()
+    np.save(ref, f32)
+    paths = job._precision_agreement(bf, out, [missing, ref], verbose=False)
+    rep = json.loads(open(paths["agreement"]).read())
+    cos = [float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) for a, b in zip(bf, f32)]
+    assert rep["float32_fs3"] == str(ref) and rep["rows"] == 12
+    np.testing.assert_allclose([rep["mean_cosine"], rep["min_cosine"]], [np.mean(cos), np.min(cos)], rtol=1e-5)

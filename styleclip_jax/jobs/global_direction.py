@@ -123,7 +123,38 @@ def precompute(config, G, clip, verbose=True):
                 alpha=float(config.sweep_alpha), max_resolution=config.sweep_max_resolution,
                 block_size=int(config.sweep_block_size), image_batch=config.sweep_image_batch,
                 out_dir=fs3_path.parent, precision=config.sweep_precision, progress=verbose)
-    return mean, std, fs3, {"stats": str(stats_path), "fs3": str(fs3_path)}
+    paths = {"stats": str(stats_path), "fs3": str(fs3_path)}
+    if config.sweep_precision != "float32" and not config.fs3:
+        paths.update(_precision_agreement(fs3, fs3_path, [d / sweep_name.replace(f"_{config.sweep_precision}_",
+                                                                                 "_float32_") / "fs3.npy"
+                                                          for d in (cache, shipped) if d is not None], verbose))
+    return mean, std, fs3, paths
+
+
+def _precision_agreement(fs3, fs3_path, float32_candidates, verbose):
+    """The agreement figure of a reduced-precision sweep: mean cosine between its rows and those of the float32
+    sweep with the same settings, when that one is cached (or shipped). Written to agreement.json beside the
+    fs3 (process 0) and printed; {} when there is no float32 sweep to compare with."""
+    import jax
+
+    from .. import global_direction as gd
+    ref = next((p for p in float32_candidates if p.is_file()), None)
+    if ref is None:
+        if verbose:
+            print("no float32 sweep with these settings is cached: no agreement figure (run the float32 sweep "
+                  "once to get one)")
+        return {}
+    f32 = np.load(ref)
+    cos = np.sum(fs3 * f32, -1) / (np.linalg.norm(fs3, axis=-1) * np.linalg.norm(f32, axis=-1))
+    rep = {"float32_fs3": str(ref), "mean_cosine": float(gd.agreement(fs3, f32)), "min_cosine": float(cos.min()),
+           "rows": int(cos.size)}
+    out = pathlib.Path(fs3_path).parent / "agreement.json"
+    if jax.process_index() == 0:
+        io_utils.write_json(out, rep)
+    if verbose:
+        print(f"agreement with the float32 sweep: mean cosine {rep['mean_cosine']:.6f}, min {rep['min_cosine']:.6f} "
+              f"over {rep['rows']} channels -> {out}")
+    return {"agreement": str(out)}
 
 
 def load_models(config):

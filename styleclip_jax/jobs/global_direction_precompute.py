@@ -1,6 +1,7 @@
 """`--mode=global_direction_precompute`: StyleSpace statistics and the fs3 sweep only (cached, resumable)."""
 from __future__ import annotations
 
+import json
 import pathlib
 
 from .global_direction import load_models, precompute, validate  # noqa: F401
@@ -17,5 +18,7 @@ def run(config, workdir: str) -> dict:
         from .. import io_utils
         io_utils.write_npy(out / "fs3.npy", fs3)
         gd.save_stats(out / "stats.npz", mean, std)
+        if "agreement" in paths:  # reduced-precision sweep: its agreement with the cached float32 one
+            io_utils.write_json(out / "agreement.json", json.loads(pathlib.Path(paths["agreement"]).read_text()))
         print(f"fs3 {fs3.shape} and S statistics written to {out} (cache: {paths})")
     return paths
