@@ -31,12 +31,19 @@ def device_peak(precision: str = "float32"):
 
 def set_precision(precision: str):
     """Set JAX's default matmul/conv precision ('highest' or 'default'), print the device line, and return
-    the device's peak FLOP/s for it (None if unknown)."""
-    jax.config.update("jax_default_matmul_precision", precision)
+    the device's peak FLOP/s for it (None if unknown). 'bfloat16' means 'default' for JAX plus bfloat16
+    generator convolutions, which the caller passes to the method's config (`generator_precision`), and
+    returns the bf16 peak."""
+    jax.config.update("jax_default_matmul_precision", "default" if precision == "bfloat16" else precision)
     peak = device_peak(precision)
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), precision={precision}, "
           f"peak={fmt(peak and peak / 1e12)} TFLOP/s", flush=True)
     return peak
+
+
+def generator_precision(precision: str) -> str:
+    """The methods' `precision` (generator convs) for a benchmark --precision flag."""
+    return "bfloat16" if precision == "bfloat16" else "float32"
 
 
 def compile_once(fn, *args):

@@ -12,7 +12,9 @@
 # measured latent optimisation (batch 8) and the mapper (batch 4); the sweep ran out of memory beside them.
 # Hence fixed memory slices per process now (XLA_PYTHON_CLIENT_MEM_FRACTION; not yet run this way).
 # Since then the FIR of every up-sampling step runs as two 1-D passes instead of a depthwise conv (2.6x
-# faster synthesis on CPU), so the H100 figures above are from before that change.
+# faster synthesis on CPU), so the H100 figures above are from before that change; and latent optimisation
+# and mapper training run here with bfloat16 generator convolutions (f32 accumulation; their TF32 figures
+# are in the logs above), the sweep in both precisions.
 # Each benchmark prints its rows as measured, with XLA's GFLOP beside a conv model count and the fraction of
 # device peak from the model count; logs go to $OUT.
 #
@@ -48,8 +50,9 @@ python3 -c "import jax, flax, optax, transformers; print('jax', jax.__version__,
 if [ "${SMOKE:-0}" = 1 ]; then
   run global_direction 300 benchmarks/global_direction.py --configs=256 --block=2 --images=2 --layers=0,17 \
       --precision=float32,bfloat16 --iters=1
-  run latent_optimization 300 benchmarks/latent_optimization.py --configs=256 --batches=1 --steps=2 --iters=1
-  run mapper 300 benchmarks/mapper.py --sizes=256 --batches=2 --iters=1 --infer-batches=1
+  run latent_optimization 300 benchmarks/latent_optimization.py --configs=256 --batches=1 --steps=2 --iters=1 \
+      --precision=bfloat16
+  run mapper 300 benchmarks/mapper.py --sizes=256 --batches=2 --iters=1 --infer-batches=1 --precision=bfloat16
   run generator 300 benchmarks/generator.py --configs=256 --batches=1 --iters=1
   run ops 300 benchmarks/ops.py --configs=256 --batch=1 --iters=1
 else
@@ -60,9 +63,9 @@ else
   XLA_PYTHON_CLIENT_MEM_FRACTION=0.34 run global_direction "${LIMIT:-240}" benchmarks/global_direction.py \
       --configs=1024 --block=2 --images=4 --layers=0 --precision=bfloat16,float32 --iters=3 &
   XLA_PYTHON_CLIENT_MEM_FRACTION=0.34 run latent_optimization "${LIMIT:-240}" benchmarks/latent_optimization.py \
-      --configs=1024 --batches=4,8 --steps=10 --iters=2 --precision=default &
+      --configs=1024 --batches=8,4 --steps=10 --iters=2 --precision=bfloat16 &
   XLA_PYTHON_CLIENT_MEM_FRACTION=0.26 run mapper "${LIMIT:-240}" benchmarks/mapper.py --sizes=1024 --batches=4 \
-      --iters=5 --infer-batches= --precision=default &
+      --iters=5 --infer-batches= --precision=bfloat16 &
   wait
   # then, alone on the GPU: the generator and where its time goes, op by op
   run generator 60 benchmarks/generator.py --configs=1024 --batches=32 --iters=5 --precision=default

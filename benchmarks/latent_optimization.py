@@ -19,7 +19,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from styleclip_jax import latent_optimization as lo  # noqa: E402
-from _common import compile_once, emit, fmt, print_table, set_precision, time_fn  # noqa: E402
+from _common import compile_once, emit, fmt, generator_precision, print_table, set_precision, time_fn  # noqa: E402
 from _models import CLIP_VIT_B32_GFLOP, random_generator, synthesis_gflop, vit_b32_clip  # noqa: E402
 
 
@@ -29,7 +29,9 @@ def main():
     ap.add_argument("--batches", default="1,2")
     ap.add_argument("--steps", type=int, default=3, help="steps per timed program (edits/s assume 300)")
     ap.add_argument("--iters", type=int, default=2)
-    ap.add_argument("--precision", default="highest", choices=["highest", "default"])
+    ap.add_argument("--precision", default="highest", choices=["highest", "default", "bfloat16"],
+                    help="highest: float32; default: TF32 on GPUs; bfloat16: generator convs in bf16 (f32 "
+                         "accumulation), the rest TF32")
     args = ap.parse_args()
     peak = set_precision(args.precision)
     clip = vit_b32_clip()
@@ -41,7 +43,7 @@ def main():
     rows = []
     for name in args.configs.split(","):
         G = random_generator(name)
-        cfg = lo.LatentOptConfig(steps=args.steps, lr=0.1)
+        cfg = lo.LatentOptConfig(steps=args.steps, lr=0.1, precision=generator_precision(args.precision))
         for b in [int(x) for x in args.batches.split(",")]:
             w = G.mapping(jax.random.normal(jax.random.PRNGKey(1), (b, 512)), truncation_psi=0.7)
             t = jax.random.normal(jax.random.PRNGKey(2), (b, 512))

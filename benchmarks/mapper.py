@@ -28,7 +28,7 @@ import jax.numpy as jnp  # noqa: E402
 import styleclip_jax as sc  # noqa: E402
 from styleclip_jax import mapper as M  # noqa: E402
 from styleclip_jax.mapper_nets import MapperConfig  # noqa: E402
-from _common import compile_once, device_peak, emit, fmt, print_table, time_fn  # noqa: E402
+from _common import compile_once, emit, fmt, generator_precision, print_table, set_precision, time_fn  # noqa: E402
 from _models import CLIP_VIT_B32_GFLOP, GENERATORS, synthesis_gflop, vit_b32_clip  # noqa: E402
 
 IMAGE_STEPS = 100_000
@@ -48,19 +48,17 @@ def main(argv=None):
     ap.add_argument("--iters", type=int, default=2 if on_cpu else 10)
     ap.add_argument("--optimizer", default="ranger", choices=["ranger", "adam"])
     ap.add_argument("--infer-batches", default="1" if on_cpu else "1,8", help="inference batch sizes ('' for none)")
-    ap.add_argument("--precision", default="highest", choices=["highest", "default"],
-                    help="matmul/conv precision ('default' allows TF32 on GPUs)")
+    ap.add_argument("--precision", default="highest", choices=["highest", "default", "bfloat16"],
+                    help="highest: float32; default: TF32 on GPUs; bfloat16: generator convs in bf16 (f32 "
+                         "accumulation), the rest TF32")
     args = ap.parse_args(argv)
-    jax.config.update("jax_default_matmul_precision", args.precision)
-    peak = device_peak(args.precision)
-    dev = jax.devices()[0]
+    peak = set_precision(args.precision)
     t0 = time.perf_counter()
     clip = vit_b32_clip()
-    print(f"device: {dev.device_kind} ({jax.default_backend()}), precision={args.precision}, peak="
-          f"{fmt(peak and peak / 1e12)} TFLOP/s; ViT-B/32 random CLIP built in {time.perf_counter() - t0:.1f} s; "
+    print(f"ViT-B/32 random CLIP built in {time.perf_counter() - t0:.1f} s; "
           f"K={args.prompts} prompt(s), {args.optimizer}, {args.iters} iters")
     K = args.prompts
-    tcfg = M.MapperTrainConfig(optimizer=args.optimizer)
+    tcfg = M.MapperTrainConfig(optimizer=args.optimizer, precision=generator_precision(args.precision))
     train_rows, infer_rows = [], []
     for name in args.sizes.split(","):
         gcfg = GENERATORS[name]

@@ -32,4 +32,5 @@ def get_config():
     c.l2_lambda = 0.008
     c.id_lambda = 0.0
     c.report_every = 50
+    c.precision = "float32"                  # generator convs: float32 | bfloat16 (bf16 inputs, f32 accumulation)
     return c

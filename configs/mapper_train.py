@@ -51,6 +51,7 @@ def get_config():
     c.id_lambda = config_dict.placeholder(float)  # default: 0.1 with --config.arcface, else 0 (no ID term)
     c.max_steps = config_dict.placeholder(int)  # default: 50000 (official); 400 for the shapes world
     c.noise_mode = "const"                      # const = official randomize_noise=False
+    c.precision = "float32"                     # generator convs: float32 | bfloat16 (bf16 inputs, f32 accumulation)
     # bookkeeping
     c.log_every = 50
     c.val_every = 2000

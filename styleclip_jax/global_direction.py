@@ -22,7 +22,6 @@ device with a `jax.sharding.Mesh` (channel axis), and resumes from atomically wr
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -40,7 +39,7 @@ from .generator import synthesis_layers, truncate, w_to_s
 # ------------------------------------------------------------------------------------------------
 # Layout helpers
 # ------------------------------------------------------------------------------------------------
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ops.PRECISIONS
 _NAME = re.compile(r"^(conv0|conv1|toRGB)_resolution_(\d+)$")
 
 
@@ -161,13 +160,9 @@ def _clip_features(clip, images):
 
 
 def sweep_modconv(precision: str):
-    """The generator's modulated conv for a sweep precision: "float32", or "bfloat16" (conv inputs rounded to
-    bfloat16, float32 accumulation; see `ops.modulated_conv2d`). CLIP and everything else stay float32."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: expected one of {PRECISIONS}")
-    if precision == "bfloat16":
-        return functools.partial(ops.modulated_conv2d, compute_dtype=jnp.bfloat16)
-    return ops.modulated_conv2d
+    """The generator's modulated conv for a sweep precision (`ops.modconv_for`): "float32", or "bfloat16"
+    (conv inputs rounded to bfloat16, float32 accumulation). CLIP and everything else stay float32."""
+    return ops.modconv_for(precision)
 
 
 def _prefix(G, s, layer_index: int, noise_mode: str, precision: str = "float32"):

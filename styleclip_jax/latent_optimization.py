@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import optim
+from . import ops, optim
 
 MODES = ("edit", "free_generation")
 SPACES = ("wplus", "s")
@@ -42,8 +42,10 @@ class LatentOptConfig:
     id_lambda: float = 0.0
     noise_mode: str = "const"
     report_every: int = 50
+    precision: str = "float32"  # generator convs: "float32" or "bfloat16" (bf16 inputs, f32 accumulation)
 
     def validate(self):
+        ops.modconv_for(self.precision)  # validates
         if self.mode not in MODES:
             raise ValueError(f"mode={self.mode!r}: expected one of {MODES}")
         if self.space not in SPACES:
@@ -78,20 +80,12 @@ def _split_s(G, s):
     return train, frozen
 
 
-def _render(G, var, frozen, space, noise_mode):
-    if space == "wplus":
-        return _synth_w(G, var, noise_mode)
-    return _synth_s(G, {**var, **frozen}, noise_mode)
-
-
-def _synth_w(G, ws, noise_mode):
-    from .generator import synthesis
-    return synthesis(G.params, G.cfg, ws, noise_mode)
-
-
-def _synth_s(G, s, noise_mode):
-    from .generator import synthesis_from_s
-    return synthesis_from_s(G.params, G.cfg, s, noise_mode)
+def _render(G, var, frozen, cfg: LatentOptConfig):
+    from .generator import synthesis, synthesis_from_s
+    modconv = ops.modconv_for(cfg.precision)
+    if cfg.space == "wplus":
+        return synthesis(G.params, G.cfg, var, cfg.noise_mode, modconv=modconv)
+    return synthesis_from_s(G.params, G.cfg, {**var, **frozen}, cfg.noise_mode, modconv=modconv)
 
 
 def _clip_embed(clip, images):
@@ -101,7 +95,7 @@ def _clip_embed(clip, images):
 
 def pair_losses(G, clip, var, frozen, init, text_emb, orig_feats, arc, cfg: LatentOptConfig):
     """Per-pair losses (P,) and their parts. var/init: (P, num_ws, w_dim) or S dicts of (P, C)."""
-    img = _render(G, var, frozen, cfg.space, cfg.noise_mode)
+    img = _render(G, var, frozen, cfg)
     e = _clip_embed(clip, img)
     cos = jnp.sum(e * text_emb, axis=-1)
     c_loss = 1.0 - jnp.exp(clip.params["logit_scale"]) * cos / 100.0
@@ -171,7 +165,7 @@ def _optimize_compiled(G, clip, arc, init_var, frozen, t, cfg: LatentOptConfig, 
 
     Module-level so repeated calls with the same shapes and config reuse the compilation."""
     from .arcface import features_fn
-    img0 = _render(G, init_var, frozen, cfg.space, cfg.noise_mode)
+    img0 = _render(G, init_var, frozen, cfg)
     orig_feats = None if arc is None else features_fn(arc.params, img0, num_layers=arc.num_layers)
     report = functools.partial(_report, steps=cfg.steps) if verbose else None
     var, hist = run_steps(G, clip, arc, init_var, frozen, t, orig_feats, cfg, report)
@@ -179,7 +173,7 @@ def _optimize_compiled(G, clip, arc, init_var, frozen, t, cfg: LatentOptConfig, 
     _, after = pair_losses(G, clip, var, frozen, init_var, t, orig_feats, arc, cfg)
     idsim = None
     if arc is not None:
-        f = features_fn(arc.params, _render(G, var, frozen, cfg.space, cfg.noise_mode), num_layers=arc.num_layers)
+        f = features_fn(arc.params, _render(G, var, frozen, cfg), num_layers=arc.num_layers)
         idsim = jnp.sum(f * orig_feats, axis=-1)
     return var, hist, before, after, idsim
 

@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import io_utils, optim
+from . import io_utils, ops, optim
 from .mapper_nets import MapperConfig, apply_mapper, init_mapper_params, read_styleclip_mapper_pt
 
 __all__ = ["Mapper", "load_mapper", "MapperTrainConfig", "mapper_loss", "train_step", "eval_losses",
@@ -183,6 +183,8 @@ class MapperTrainConfig:
       batch_size: latents per step (2).
       clip_lambda, l2_lambda, id_lambda: loss weights (1.0, 0.8, and 0.1 only with ArcFace).
       noise_mode: generator noise (``"const"`` = official ``randomize_noise=False``).
+      precision: generator convolutions in ``"float32"`` (default) or ``"bfloat16"`` (bf16 inputs, float32
+        accumulation; ``ops.modconv_for``).
     """
     optimizer: str = "ranger"
     lr: float = 0.5
@@ -191,8 +193,10 @@ class MapperTrainConfig:
     l2_lambda: float = 0.8
     id_lambda: float = 0.0
     noise_mode: str = "const"
+    precision: str = "float32"
 
     def validate(self):
+        ops.modconv_for(self.precision)  # validates
         if self.optimizer not in ("ranger", "adam"):
             raise ValueError(f"optimizer={self.optimizer!r}: expected 'ranger' or 'adam'")
         if not self.lr > 0:
@@ -237,9 +241,9 @@ def init_train_state(init_key, data_key, mcfg: MapperConfig, tcfg: MapperTrainCo
             "best_step": jnp.full((num_prompts,), -1, jnp.int32)}
 
 
-def _render(G, w, noise_mode):
+def _render(G, w, noise_mode, precision="float32"):
     from .generator import synthesis
-    return synthesis(G.params, G.cfg, w, noise_mode)
+    return synthesis(G.params, G.cfg, w, noise_mode, modconv=ops.modconv_for(precision))
 
 
 def _id_features(arc, images):
@@ -261,7 +265,7 @@ def mapper_loss(params, w, x_feats_id, text_emb, *, G, clip, arc, mcfg: MapperCo
     """
     from .clip import clip_loss_from_features, image_features
     w_hat = w + STEP_SCALE * apply_mapper(params, w, mcfg)
-    x_hat = _render(G, w_hat, tcfg.noise_mode)
+    x_hat = _render(G, w_hat, tcfg.noise_mode, tcfg.precision)
     e = image_features(clip.params, x_hat, module=clip.module, preprocess=clip.preprocess)
     c_loss = jnp.mean(clip_loss_from_features(e, text_emb[None], clip.params["logit_scale"]))
     l2 = jnp.mean(jnp.square(w_hat - w))
@@ -288,7 +292,7 @@ def train_step(G, clip, arc, state, w, text_embs, *, mcfg: MapperConfig, tcfg: M
     tx = make_optimizer(tcfg)
     feats = None
     if _uses_id(arc, tcfg):
-        feats = jax.lax.stop_gradient(_id_features(arc, _render(G, w, tcfg.noise_mode)))
+        feats = jax.lax.stop_gradient(_id_features(arc, _render(G, w, tcfg.noise_mode, tcfg.precision)))
 
     def one(opt_params, opt_state, text):
         grad_fn = jax.value_and_grad(
@@ -307,7 +311,7 @@ def eval_losses(G, clip, arc, params_k, w, text_embs, *, mcfg: MapperConfig, tcf
     """Validation losses of K mappers (params with a K axis) on the batch ``w``: dict of (K,) arrays."""
     feats = None
     if _uses_id(arc, tcfg):
-        feats = _id_features(arc, _render(G, w, tcfg.noise_mode))
+        feats = _id_features(arc, _render(G, w, tcfg.noise_mode, tcfg.precision))
 
     def one(p, text):
         return mapper_loss(p, w, feats, text, G=G, clip=clip, arc=arc, mcfg=mcfg, tcfg=tcfg)[1]

@@ -8,6 +8,7 @@ Conventions: activations are NHWC float32; conv weights are in the official PyTo
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional, Sequence
 
@@ -302,6 +303,20 @@ def modulated_conv2d(x, weight, styles, noise=None, up: int = 1, padding: int = 
     if noise is not None:
         x = x + noise.astype(x.dtype)
     return x
+
+
+PRECISIONS = ("float32", "bfloat16")
+
+
+def modconv_for(precision: str = "float32"):
+    """The modulated conv for a compute precision: "float32" (`modulated_conv2d`), or "bfloat16" (conv inputs
+    rounded to bfloat16, float32 accumulation and result; everything around the conv stays float32). Pass it
+    as `modconv=` to the synthesis functions."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {PRECISIONS}")
+    if precision == "bfloat16":
+        return functools.partial(modulated_conv2d, compute_dtype=jnp.bfloat16)
+    return modulated_conv2d
 
 
 def modulated_conv2d_ref(x, weight, styles, noise=None, up: int = 1, padding: int = 0,

@@ -357,3 +357,22 @@ def test_shapes_green_mapper_raises_green_share(tmp_path):
     before, after = metrics.colour_share(src, "green"), metrics.colour_share(edit, "green")
     assert after.mean() > before.mean() + 0.1, (before.mean(), after.mean())
     np.testing.assert_array_equal(np.asarray(G.synthesis(m.apply(w, alpha=0.0))), src)
+
+
+def test_bfloat16_generator_convs_give_nearly_the_float32_mapper_gradient():
+    """MapperTrainConfig(precision="bfloat16") rounds the generator's conv inputs (the gradient changes) and
+    keeps the mapper's gradient direction (cosine > 0.99 with float32)."""
+    G, clip = tiny_generator(), tiny_clip()
+    mcfg = MapperConfig(latent_dim=G.cfg.w_dim)
+    params = M.init_mapper_params(jax.random.PRNGKey(0), mcfg)
+    w = G.mapping(jax.random.normal(jax.random.PRNGKey(1), (2, G.cfg.z_dim)), truncation_psi=0.7)
+    text = jnp.ones((clip.embed_dim,)) / np.sqrt(clip.embed_dim)
+    grads = {}
+    for prec in ("float32", "bfloat16"):
+        tcfg = M.MapperTrainConfig(precision=prec)
+        loss = lambda p: M.mapper_loss(p, w, None, text, G=G, clip=clip, arc=None, mcfg=mcfg, tcfg=tcfg)[0]
+        g = jax.jit(jax.grad(loss))(params)
+        grads[prec] = np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(g)])
+    a, b = grads["float32"], grads["bfloat16"]
+    assert np.abs(a - b).max() > 1e-5 * np.abs(a).max()  # measured 7e-5 (float32 reruns: ~1e-7)
+    assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.99

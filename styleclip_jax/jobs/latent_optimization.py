@@ -21,7 +21,7 @@ def build_config(config) -> lo.LatentOptConfig:
         lr = SHAPES_LR if str(config.generator) == "shapes" else 0.1
     cfg = lo.LatentOptConfig(mode=config.mode, space=config.space, lr=float(lr), steps=int(config.steps),
                              l2_lambda=float(config.l2_lambda), id_lambda=float(config.id_lambda),
-                             report_every=max(1, int(config.report_every)))
+                             report_every=max(1, int(config.report_every)), precision=str(config.precision))
     try:
         cfg.validate()
     except ValueError as e:

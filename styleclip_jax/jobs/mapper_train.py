@@ -73,7 +73,8 @@ def build_configs(config):
                         pixelnorm_axis=config.pixelnorm_axis)
     tcfg = MapperTrainConfig(optimizer=_optimizer(config), lr=float(config.lr), batch_size=int(config.batch_size),
                              clip_lambda=float(config.clip_lambda), l2_lambda=_l2_lambda(config),
-                             id_lambda=_id_lambda(config), noise_mode=config.noise_mode)
+                             id_lambda=_id_lambda(config), noise_mode=config.noise_mode,
+                             precision=str(config.precision))
     try:
         tcfg.validate()
     except ValueError as e:
