@@ -4,7 +4,6 @@ The config of a mode is `configs/<mode>.py` (its docstring gives the command and
 `--config=path.py` overrides the file. Jobs live in `styleclip_jax.jobs` and can be imported.
 """
 import importlib
-import os
 import pathlib
 import sys
 

@@ -5,7 +5,7 @@ import contextlib
 import os
 import pathlib
 import tempfile
-from typing import Iterable, List, Sequence
+from typing import List
 
 import numpy as np
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Any, Dict, Optional, Sequence
+from typing import Optional
 
 import jax
 import jax.numpy as jnp

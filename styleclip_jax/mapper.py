@@ -39,7 +39,7 @@ import json
 import os
 import pathlib
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp

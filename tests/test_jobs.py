@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-from ml_collections import config_dict
 
 import styleclip_jax as sc
 from test_clip import _write_tiny_clip
@@ -67,7 +66,7 @@ def test_latent_optimization_job(models, tmp_path):
     g, c = models
     cfg = _config("latent_optimization", generator=g, clip_model=c, seeds="0-1",
                   prompts='["a red shape", "a blue circle"]', steps=4, lr=0.01)
-    summary = job.run(cfg, str(tmp_path))
+    job.run(cfg, str(tmp_path))
     z = np.load(tmp_path / "images.npz")
     assert z["source"].shape == (2, 32, 32, 3) and z["edited"].shape == (2, 2, 32, 32, 3)
     lat = np.load(tmp_path / "latents.npy")

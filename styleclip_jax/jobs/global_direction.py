@@ -193,7 +193,7 @@ def run(config, workdir: str) -> dict:
 def write_outputs(out: pathlib.Path, res, pairs, A, B, labels, paths) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     src, edited = res["source"], res["edited"]  # (N,...), (P,A,B,N,...)
-    P, n = len(pairs), len(labels)
+    n = len(labels)
     cells, figs = [], []
     for p, (neutral, target) in enumerate(pairs):
         for b, beta in enumerate(B):
