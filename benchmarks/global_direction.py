@@ -64,7 +64,7 @@ def main():
             per_layer = {}
             peak = device_peak(prec)
             # float32: full float32 everywhere; bfloat16: the generator's convs take bf16 inputs with float32
-            # accumulation (gd.sweep_modconv), CLIP stays float32 -- as channel_relevance(precision=...)
+            # accumulation (ops.modconv_for), CLIP stays float32 -- as channel_relevance(precision=...)
             with jax.default_matmul_precision("highest"):
                 for l in picks:
                     li = l.index

@@ -159,16 +159,10 @@ def _clip_features(clip, images):
     return clip.image_embed_fn(clip.params, images)
 
 
-def sweep_modconv(precision: str):
-    """The generator's modulated conv for a sweep precision (`ops.modconv_for`): "float32", or "bfloat16"
-    (conv inputs rounded to bfloat16, float32 accumulation). CLIP and everything else stay float32."""
-    return ops.modconv_for(precision)
-
-
 def _prefix(G, s, layer_index: int, noise_mode: str, precision: str = "float32"):
     """State (x, img) before S layer `layer_index` for the images of `s` (computed once per layer)."""
     return synthesis_layers(G.params, G.cfg, s, start=0, stop=layer_index, noise_mode=noise_mode,
-                            modconv=sweep_modconv(precision))
+                            modconv=ops.modconv_for(precision))
 
 
 def _block_sum(G, clip, state, s, idx, mean_l, std_l, *, layer_index: int, alpha: float, noise_mode: str,
@@ -194,7 +188,7 @@ def _block_sum(G, clip, state, s, idx, mean_l, std_l, *, layer_index: int, alpha
         centred = base * (1 - col) + mu * col
         codes = jnp.concatenate([centred - alpha * sd * col, centred + alpha * sd * col], axis=0)  # (2M, C)
         _, img = synthesis_layers(G.params, G.cfg, {**rest2, layer.name: codes}, start=layer_index,
-                                  state=state2, noise_mode=noise_mode, modconv=sweep_modconv(precision))
+                                  state=state2, noise_mode=noise_mode, modconv=ops.modconv_for(precision))
         f = _clip_features(clip, img)
         d = f[m:] - f[:m]
         d = d / jnp.linalg.norm(d, axis=-1, keepdims=True)
@@ -258,11 +252,11 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
       out_dir: if given, finished blocks go to out_dir/blocks/*.npy (atomic) and fs3.npy at the end;
         a restarted sweep skips finished blocks and gives a bit-identical array.
       precision: "float32" (default) or "bfloat16": the generator's convolutions take bf16-rounded inputs and
-        accumulate in float32 (`sweep_modconv`); compare the two with `agreement`.
+        accumulate in float32 (`ops.modconv_for`); compare the two with `agreement`.
       devices: devices for the mesh (default: all `jax.devices()`); channels are sharded across them.
       stop_after_blocks: testing hook, return None after computing that many new blocks.
     """
-    sweep_modconv(precision)  # validates
+    ops.modconv_for(precision)  # validates
     devices = list(jax.devices() if devices is None else devices)
     nd = len(devices)
     bsz = int(math.ceil(block_size / nd) * nd)
@@ -310,7 +304,7 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
             compiled[li] = (f, pre)
         return compiled[li]
 
-    ctx = jax.default_matmul_precision("highest")  # float32 everywhere except sweep_modconv's bf16 convs
+    ctx = jax.default_matmul_precision("highest")  # float32 everywhere but the bf16 convs of ops.modconv_for
     results: Dict[Tuple[int, int], np.ndarray] = {}
     todo = []
     for (li, a, b) in plan.units:
