@@ -52,5 +52,6 @@ def main():
             emit(headers, rows[-1])
     print_table(rows, headers)
 
+
 if __name__ == "__main__":
     main()

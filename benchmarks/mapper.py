@@ -25,11 +25,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-import styleclip_jax as sc  # noqa: E402
 from styleclip_jax import mapper as M  # noqa: E402
 from styleclip_jax.mapper_nets import MapperConfig  # noqa: E402
 from _common import compile_once, emit, fmt, generator_precision, print_table, set_precision, time_fn  # noqa: E402
-from _models import CLIP_VIT_B32_GFLOP, GENERATORS, synthesis_gflop, vit_b32_clip  # noqa: E402
+from _models import CLIP_VIT_B32_GFLOP, GENERATORS, random_generator, synthesis_gflop, vit_b32_clip  # noqa: E402
 
 IMAGE_STEPS = 100_000
 # model FLOPs of an image-step: G(w_hat) forward + its data gradient (~2x forward) and the same for CLIP
@@ -62,7 +61,7 @@ def main(argv=None):
     train_rows, infer_rows = [], []
     for name in args.sizes.split(","):
         gcfg = GENERATORS[name]
-        G = sc.Generator(jax.jit(sc.init_params, static_argnums=1)(jax.random.PRNGKey(0), gcfg), gcfg)
+        G = random_generator(name)
         mcfg = MapperConfig(latent_dim=gcfg.w_dim)
         state = M.init_train_state(jax.random.PRNGKey(1), jax.random.PRNGKey(2), mcfg, tcfg, K)
         text = jax.random.normal(jax.random.PRNGKey(3), (K, clip.embed_dim))

@@ -180,7 +180,7 @@ def augment(key, clean, cov16, fg, bg, args, force=None):
 def wide_hue(rng, fg, colour, p):
     """--hue-wide: with probability ``p`` per image, rotate the shape colour fg (B, 3) in [0, 1] by a uniform
     angle in [0, 360) and relabel the colour as the palette colour of nearest hue (the pixel metric's rule),
-    so the CLIP sees a continuum of hues and its "a {colour} shape" similarity varies smoothly with hue.
+    so the CLIP sees a continuum of hues, each named as the pixel metric names it.
     Returns (fg, colour labels, recoloured mask)."""
     sel = rng.random(fg.shape[0]) < p
     if not sel.any():

@@ -39,7 +39,6 @@ from .generator import synthesis_layers, truncate, w_to_s
 # ------------------------------------------------------------------------------------------------
 # Layout helpers
 # ------------------------------------------------------------------------------------------------
-PRECISIONS = ops.PRECISIONS
 _NAME = re.compile(r"^(conv0|conv1|toRGB)_resolution_(\d+)$")
 
 

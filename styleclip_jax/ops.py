@@ -287,7 +287,7 @@ def modulated_conv2d(x, weight, styles, noise=None, up: int = 1, padding: int = 
       up: 1 or 2 (transposed conv + [1,3,3,1] FIR, the official up-sampling conv).
       compute_dtype: None (the input dtype) or jnp.bfloat16: the convolution takes the style-scaled
         activations and the weight rounded to bfloat16 and accumulates in float32 (float32 result; the
-        FIR, demodulation and noise stay float32). The global-direction sweep's `precision="bfloat16"`.
+        FIR, demodulation and noise stay float32). What `modconv_for("bfloat16")` selects.
     Returns:
       (N, H*up, W*up, O).
     Mathematically equal to `modulated_conv2d_ref`; the difference is float rounding only.

@@ -53,7 +53,7 @@ def test_latent_optimisation_raises_clip_similarity_and_l2_keeps_it_close(world,
 def test_latent_optimisation_makes_shapes_blue_on_pixels(world, blue_edit):
     """At least 8 sources turn (partly) blue on pixels and keep their shape (shape-mask IoU with the source
     >= 0.5, so not noise or a recoloured background). Measured: 10 of the 51 (blue share of shape pixels
-    +0.09 to +0.86, IoU 0.70-0.98), 6 of them the 6 purple sources (purple is blue's hue neighbour); yellow
+    +0.09 to +0.86, IoU 0.70-0.98; two get only a blue core), 6 of them the 6 purple sources (purple is blue's hue neighbour); yellow
     and orange sources move toward green, the way toward blue on the hue circle, but stay short of it. In
     this generator the colours are separate modes, so a local method only crosses to blue from nearby."""
     G, _ = world

@@ -10,7 +10,7 @@ from .. import latent_optimization as lo
 
 # Shapes world: lr 0.01 keeps edits near the source (the prototype found the official 0.1 drives this
 # world into noise without the L2 term). Toward "a blue shape", 100 steps raise the shipped CLIP's similarity
-# on all 51 non-blue samples of seeds 0-59 and turn 10 of them blue with their shape kept (all 6 purple ones);
+# on all 51 non-blue samples of seeds 0-59 and raise the blue share of 10 with their shape kept (all 6 purple);
 # colours are modes of this generator, so it crosses to blue only from neighbouring hues.
 SHAPES_LR = 0.01
 

@@ -29,9 +29,9 @@ def _optimizer(config) -> str:
     """Explicit --config.optimizer, else the official Ranger; Adam for the shapes world.
 
     Measured with the shapes models ("a green shape", lr 0.5, batch 2, green share of shape pixels of
-    32 held-out latents; the patch-16 CLIP shipped before 2026-11-27, except the last figure): Ranger 0.04 -> 0.08 after 2000 steps at l2 0.8 and 0.04 -> 0.04
-    after 200 steps at l2 0.2 (presumably its eps 1e-5 on sqrt(v) dwarfs the tiny world's gradients at the
-    lr-multiplied mapper weights); Adam (eps 1e-8) at l2 0.2 0.04 -> 0.50 in 200 steps (0.04 -> 0.56 with
+    32 held-out latents; the patch-16 CLIP shipped before 2026-11-27, except the last figure): Ranger
+    0.04 -> 0.08 after 2000 steps at l2 0.8 and 0.04 -> 0.04 after 200 steps at l2 0.2 (presumably its eps
+    1e-5 on sqrt(v) dwarfs the tiny world's gradients at the lr-multiplied mapper weights); Adam (eps 1e-8) at l2 0.2 0.04 -> 0.50 in 200 steps (0.04 -> 0.56 with
     the current patch-8 CLIP)."""
     if config.optimizer is not None:
         return str(config.optimizer)
@@ -41,8 +41,8 @@ def _optimizer(config) -> str:
 def _l2_lambda(config) -> float:
     """Explicit --config.l2_lambda, else the official 0.8; 0.2 for the shapes world.
 
-    Measured ("a green shape", Adam lr 0.5, 400 steps, 32 held-out latents, the patch-16 CLIP): green share of shape
-    pixels 0.04 -> 0.14 with 0.8, -> 0.23 with 0.4, -> 0.58 with 0.2 (recolouring the shape needs a
+    Measured ("a green shape", Adam lr 0.5, 400 steps, 32 held-out latents, the patch-16 CLIP): green share
+    of shape pixels 0.04 -> 0.14 with 0.8, -> 0.23 with 0.4, -> 0.58 with 0.2 (recolouring the shape needs a
     larger step in this world's small W than a hair-colour edit does in FFHQ's)."""
     if config.l2_lambda is not None:
         return float(config.l2_lambda)
