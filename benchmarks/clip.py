@@ -23,7 +23,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from styleclip_jax import clip as C  # noqa: E402
+from styleclip_jax.models import clip as C  # noqa: E402
 
 
 def vit_b32_random(seed: int = 0):

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 
 import styleclip_jax as sc  # noqa: E402
-from styleclip_jax import generator as gen  # noqa: E402
+from styleclip_jax.models import generator as gen  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import compile_once, emit, fmt, print_table, set_precision, time_fn  # noqa: E402

@@ -21,7 +21,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from styleclip_jax import global_direction as gd  # noqa: E402
+from styleclip_jax.editing import global_direction as gd  # noqa: E402
 from _common import compile_once, device_lock, device_peak, emit, fmt, print_table, time_fn  # noqa: E402
 from _models import CLIP_VIT_B32_GFLOP, layer_macs, random_generator, synthesis_gflop, vit_b32_clip  # noqa: E402
 

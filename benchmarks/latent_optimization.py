@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from styleclip_jax import latent_optimization as lo  # noqa: E402
+from styleclip_jax.editing import latent_optimization as lo  # noqa: E402
 from _common import compile_once, emit, fmt, generator_precision, print_table, set_precision, time_fn  # noqa: E402
 from _models import CLIP_VIT_B32_GFLOP, random_generator, synthesis_gflop, vit_b32_clip  # noqa: E402
 

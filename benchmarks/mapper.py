@@ -4,7 +4,7 @@ inference latency per image (mapper + synthesis).
 
 Random weights, no download: a StyleGAN2 generator in the 256-px (z=w=512, channel_base 16384) or the
 1024-px config-f (channel_base 32768) layout, a ViT-B/32-shaped CLIP (``transformers.CLIPConfig()``
-defaults), a LevelsMapper (official init). The timed step is ``styleclip_jax.mapper.train_step``
+defaults), a LevelsMapper (official init). The timed step is ``styleclip_jax.editing.mapper.train_step``
 (the jitted step of the training job: G(w), mapper, G(w_hat), CLIP loss, L2, Ranger) for K prompts.
 
     python benchmarks/mapper.py                                    # CPU-friendly: 256 px, batch 1-2, 2 iters
@@ -25,8 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from styleclip_jax import mapper as M  # noqa: E402
-from styleclip_jax.mapper_nets import MapperConfig  # noqa: E402
+from styleclip_jax.editing import mapper as M  # noqa: E402
+from styleclip_jax.models.mapper import MapperConfig  # noqa: E402
 from _common import compile_once, emit, fmt, generator_precision, print_table, set_precision, time_fn  # noqa: E402
 from _models import CLIP_VIT_B32_GFLOP, GENERATORS, random_generator, synthesis_gflop, vit_b32_clip  # noqa: E402
 
@@ -88,7 +88,7 @@ def main(argv=None):
             infer_rows.append([f"{name}px", b, fmt(sec / b * 1e3, ".2f"), fmt(mapper_only / b * 1e3, ".3f"),
                                fmt(b / sec, ".1f")])
             emit(INFER_HEADERS, infer_rows[-1])
-    print("\ntraining (styleclip_jax.mapper.train_step; image-steps = batch x K per step)")
+    print("\ntraining (styleclip_jax.editing.mapper.train_step; image-steps = batch x K per step)")
     print_table(train_rows, TRAIN_HEADERS)
     print("\ninference (w + 0.1 * M(w), then synthesis)")
     print_table(infer_rows, INFER_HEADERS)

@@ -24,7 +24,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from styleclip_jax import ops  # noqa: E402
-from styleclip_jax.layout import stylespace_layout  # noqa: E402
+from styleclip_jax.models.layout import stylespace_layout  # noqa: E402
 from _common import emit, fmt, print_table, set_precision, time_fn  # noqa: E402
 from _models import GENERATORS, layer_macs  # noqa: E402
 

@@ -5,7 +5,7 @@
 
 DIR then holds ``params/`` (orbax, NHWC/HWIO layout), ``config.json`` and ``manifest.json``
 (written by ``styleclip_jax.checkpoints.save_params``); load it with
-``styleclip_jax.arcface.load_arcface(DIR)``.  Needs PyTorch (``pip install 'styleclip_jax[convert]'``).
+``styleclip_jax.models.arcface.load_arcface(DIR)``.  Needs PyTorch (``pip install 'styleclip_jax[convert]'``).
 """
 import argparse
 import pathlib
@@ -24,7 +24,7 @@ def main(argv=None):
     ap.add_argument("--overwrite", action="store_true", help="replace an existing converted folder")
     args = ap.parse_args(argv)
 
-    from styleclip_jax.arcface import load_arcface, save_arcface
+    from styleclip_jax.models.arcface import load_arcface, save_arcface
 
     src = pathlib.Path(args.src)
     if not src.is_file():

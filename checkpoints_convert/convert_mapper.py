@@ -6,7 +6,7 @@
 The source is ``{'state_dict': {'mapper.*', 'decoder.*'}, 'opts': {...}}`` as written by
 ``mapper/training/coach.py``. Only the ``mapper.*`` tensors are kept (the ``decoder.*`` copy of
 StyleGAN2 is counted and dropped: convert the generator separately). The mapper config
-(:class:`styleclip_jax.mapper_nets.MapperConfig`, with ``pixelnorm_axis="rows"`` = official
+(:class:`styleclip_jax.models.mapper.MapperConfig`, with ``pixelnorm_axis="rows"`` = official
 behaviour) is stored next to the params.
 
 Writing uses ``styleclip_jax.checkpoints.save_params(directory, params, config, extra=...)`` (read
@@ -57,7 +57,7 @@ def main(argv=None):
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --dst")
     args = ap.parse_args(argv)
 
-    from styleclip_jax import mapper_nets
+    from styleclip_jax.models import mapper as mapper_nets
 
     params, config, info = mapper_nets.read_styleclip_mapper_pt(args.src, args.pixelnorm_axis,
                                                                 return_info=True)

@@ -11,7 +11,7 @@ Example:
   python checkpoints_convert/convert_stylegan2.py --src=ffhq.pkl --dst=checkpoints/ffhq_jax
 
 The destination holds an orbax checkpoint of the params plus config.json (with
-"kind": "stylegan2_generator"); load it with styleclip_jax.torch_io.load_generator_arrays(dst).
+"kind": "stylegan2_generator"); load it with styleclip_jax.checkpoints.stylegan2.load_generator_arrays(dst).
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def _import_package():
         import styleclip_jax  # noqa: F401
     except ImportError:  # running from a source checkout without installing
         sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-    from styleclip_jax import checkpoints, torch_io
+    from styleclip_jax import checkpoints
+    from styleclip_jax.checkpoints import stylegan2 as torch_io
     return checkpoints, torch_io
 
 

@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from flax import serialization  # noqa: E402
 
-from styleclip_jax.clip import imagenet_templates  # noqa: E402
+from styleclip_jax.models.clip import imagenet_templates  # noqa: E402
 from styleclip_jax.shapes import metrics as SM  # noqa: E402
 from styleclip_jax.shapes import render as R  # noqa: E402
 from styleclip_jax.shapes import tokenizer as T  # noqa: E402

@@ -47,7 +47,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from styleclip_jax import checkpoints  # noqa: E402
-from styleclip_jax import generator as G  # noqa: E402
+from styleclip_jax.models import generator as G  # noqa: E402
 from styleclip_jax import ops  # noqa: E402
 from styleclip_jax.shapes import generator_data as D  # noqa: E402
 from styleclip_jax.shapes import render as R  # noqa: E402

@@ -6,26 +6,41 @@
     img = G.synthesis(ws)                    # (N, H, W, 3) NHWC float32, ~[-1, 1]
     s = G.w_to_s(ws)                         # StyleSpace: {layer name: (N, C)}
     clip = sc.load_clip("shapes")            # or "openai/clip-vit-base-patch32" / a local folder
-    from styleclip_jax import global_direction as gd, latent_optimization as lo
+    from styleclip_jax.editing import global_direction as gd, latent_optimization as lo
 
+Folders: models/ (networks as pure functions), checkpoints/ (checkpoint I/O), editing/ (the three
+StyleCLIP methods), jobs/ (the command-line drivers), shapes/ (the offline world).
 torch is never imported here; only the .pt/.pth readers import it, lazily.
 """
-from . import layout, ops
-from .arcface import ArcFace, identity_loss, identity_similarity, load_arcface
-from .clip import CLIP, CLIPLoadError, CLIPTokenError, load_clip
-from .generator import Generator, GeneratorConfig, StyleGAN2, init_params, seeds_to_z
+import importlib as _importlib
+import warnings as _warnings
+
+from .models import layout, ops
+from .models.arcface import ArcFace, identity_loss, identity_similarity, load_arcface
+from .models.clip import CLIP, CLIPLoadError, CLIPTokenError, load_clip
+from .models.generator import Generator, GeneratorConfig, StyleGAN2, init_params, seeds_to_z
 from .loaders import load_generator
 
 __version__ = "0.1.0"
 
+# Module names README documented before the package was split into subpackages.
+_MOVED = {
+    "generator": "models.generator",
+    "global_direction": "editing.global_direction",
+    "latent_optimization": "editing.latent_optimization",
+    "gd_math": "editing.global_direction_math",
+}
+_SUBPACKAGES = ("models", "checkpoints", "editing", "jobs", "shapes")
+
 
 def __getattr__(name):
-    # heavier submodules on first use: sc.global_direction, sc.latent_optimization, sc.load_mapper, ...
-    import importlib
-    if name in ("global_direction", "latent_optimization", "gd_math", "optim", "mapper_nets", "mapper",
-                "checkpoints", "torch_io", "io_utils", "latents_io", "shapes"):
-        return importlib.import_module(f".{name}", __name__)
+    if name in _MOVED:
+        _warnings.warn(f"styleclip_jax.{name} moved to styleclip_jax.{_MOVED[name]}", DeprecationWarning,
+                       stacklevel=2)
+        return _importlib.import_module(f".{_MOVED[name]}", __name__)
+    if name in _SUBPACKAGES:
+        return _importlib.import_module(f".{name}", __name__)
     if name == "load_mapper":
-        from .mapper import load_mapper
+        from .editing.mapper import load_mapper
         return load_mapper
     raise AttributeError(f"module 'styleclip_jax' has no attribute {name!r}")

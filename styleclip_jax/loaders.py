@@ -4,11 +4,9 @@ from __future__ import annotations
 import os
 import pathlib
 
-from .generator import Generator, GeneratorConfig, check_params
+from .models.generator import Generator, GeneratorConfig, check_params
 
-ASSETS = pathlib.Path(__file__).resolve().parent / "assets"
-SHAPES_GENERATOR = ASSETS / "shapes_generator"
-SHIPPED_GD = ASSETS / "shapes_global_direction"  # shipped stats + fs3 of the shapes world
+from .shipped import SHAPES_GENERATOR, SHAPES_GLOBAL_DIRECTION as SHIPPED_GD  # noqa: F401
 
 
 def resolve_generator_path(path) -> pathlib.Path:
@@ -31,7 +29,7 @@ def load_generator(path="shapes") -> Generator:
     needs torch), a folder written by `checkpoints_convert/convert_stylegan2.py` (no torch), or
     "shapes" for the tiny generator shipped with the package.
     """
-    from . import torch_io  # torch is imported lazily inside, only for .pt files
+    from .checkpoints import stylegan2 as torch_io  # torch is imported lazily inside, only for .pt files
     p = resolve_generator_path(path)
     params, config = torch_io.load_generator_arrays(p)
     cfg = GeneratorConfig.from_dict(config)

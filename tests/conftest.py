@@ -12,6 +12,9 @@ jax.config.update("jax_default_matmul_precision", "highest")
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
 
+# Subprocesses (main.py, converter scripts) import the checkout under test, not another installed copy.
+os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+
 
 @pytest.fixture(scope="session")
 def fixtures_dir():

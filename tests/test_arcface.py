@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from styleclip_jax import arcface
-from styleclip_jax.arcface import identity_loss, identity_similarity, load_arcface
+from styleclip_jax.models import arcface
+from styleclip_jax.models.arcface import identity_loss, identity_similarity, load_arcface
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from styleclip_jax import clip as C
+from styleclip_jax.models import clip as C
 
 # --------------------------------------------------------------------------------------------------
 # Independent numpy reference of nn.Upsample(scale_factor=7) + nn.AvgPool2d(k) along one axis.

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from styleclip_jax import gd_math as gd
+from styleclip_jax.editing import global_direction_math as gd
 
 ATOL = 1e-6
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import styleclip_jax as sc
-from styleclip_jax import generator as gen
-from styleclip_jax import layout as layout_lib
+from styleclip_jax.models import generator as gen
+from styleclip_jax.models import layout as layout_lib
 
 CFG = sc.GeneratorConfig(z_dim=16, w_dim=16, img_resolution=16, channel_base=128, channel_max=16,
                          mapping_layers=2, conv_clamp=None)

@@ -82,7 +82,7 @@ def test_ada_gradient(ada):
 
 def test_ada_reads_g_ema_not_g(ada, fixtures_dir):
     """G.pkl also holds the raw `G` (perturbed): our images must be far from it and equal to G_ema's."""
-    from styleclip_jax import torch_io
+    from styleclip_jax.checkpoints import stylegan2 as torch_io
     sd, _ = torch_io.read_nvlabs_pkl(fixtures_dir / "stylegan2_ada" / "G.pkl", key="G")
     G, _ = ada
     raw = np.asarray(sd["synthesis.b32.conv1.weight"])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import styleclip_jax as sc
-from styleclip_jax import global_direction as gd
+from styleclip_jax.editing import global_direction as gd
 from tiny_models import linear_embedder, tiny_generator
 
 # 8 px, 8 channels: 3 edited layers, 24 channels; keeps the per-layer compiles cheap
@@ -91,7 +91,7 @@ _CHILD = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     import jax
     jax.config.update("jax_default_matmul_precision", "highest")
-    from styleclip_jax import global_direction as gd
+    from styleclip_jax.editing import global_direction as gd
     import styleclip_jax as sc
     from tiny_models import linear_embedder, tiny_generator
     cfg = sc.GeneratorConfig(z_dim=8, w_dim=8, img_resolution=8, channel_base=64, channel_max=8, mapping_layers=2)

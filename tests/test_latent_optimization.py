@@ -6,8 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from styleclip_jax import latent_optimization as lo
-from styleclip_jax import latents_io
+from styleclip_jax.editing import latent_optimization as lo
+from styleclip_jax.checkpoints import latents as latents_io
 from tiny_models import tiny_clip, tiny_generator, unit
 
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from styleclip_jax import mapper_nets as mn
+from styleclip_jax.models import mapper as mn
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 
 import styleclip_jax as sc
-from styleclip_jax import checkpoints, mapper as M
-from styleclip_jax.mapper_nets import MapperConfig
+from styleclip_jax import checkpoints
+from styleclip_jax.editing import mapper as M
+from styleclip_jax.models.mapper import MapperConfig
 from tiny_models import tiny_clip, tiny_generator
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -340,7 +341,8 @@ def test_default_hyperparameters_official_or_shapes(tiny_assets):
 def test_shapes_green_mapper_raises_green_share(tmp_path):
     """Brief training for "a green shape" in the shapes world raises the green pixel share of held-out
     latents; alpha 0 gives back the source images."""
-    from styleclip_jax import clip as clip_mod, loaders
+    from styleclip_jax.models import clip as clip_mod
+    from styleclip_jax import loaders
     if not loaders.SHAPES_GENERATOR.is_dir() or not (clip_mod.SHAPES_CLIP_DIR / "config.json").is_file():
         pytest.skip("shapes-world assets (styleclip_jax/assets/shapes_generator, shapes_clip weights) not built yet")
     from styleclip_jax.jobs import mapper_train

@@ -3,7 +3,7 @@ import numpy as np
 import jax.numpy as jnp
 import pytest
 
-from styleclip_jax import ops
+from styleclip_jax.models import ops
 
 
 def _bf16(a):

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from styleclip_jax import optim
+from styleclip_jax.editing import optim
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from styleclip_jax import ops
-from styleclip_jax.generator import Generator, seeds_to_z
+from styleclip_jax.models import ops
+from styleclip_jax.models.generator import Generator, seeds_to_z
 from styleclip_jax.shapes import generator_data as D
 from styleclip_jax.shapes import render as R
 
@@ -177,7 +177,7 @@ def test_samples_match_renders_of_their_attributes(shipped):
 @pytest.fixture(scope="module")
 def judged(shipped):
     """(pixel dominant colour, CLIP colour, CLIP shape) names for the 256 shipped samples."""
-    from styleclip_jax.clip import load_clip
+    from styleclip_jax.models.clip import load_clip
     from styleclip_jax.shapes import metrics as M
     _, _, imgs = shipped
     clip = load_clip("shapes")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import styleclip_jax as sc
-from styleclip_jax import global_direction as gd
-from styleclip_jax import latent_optimization as lo
+from styleclip_jax.editing import global_direction as gd
+from styleclip_jax.editing import latent_optimization as lo
 from styleclip_jax.loaders import SHIPPED_GD
 from styleclip_jax.shapes import metrics
 

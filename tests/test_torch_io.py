@@ -14,7 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from styleclip_jax import checkpoints, torch_io
+from styleclip_jax import checkpoints
+from styleclip_jax.checkpoints import stylegan2 as torch_io
 from styleclip_jax.checkpoints import CheckpointFormatError, CheckpointNotFoundError, UnsafeCheckpointError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

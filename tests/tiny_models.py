@@ -20,9 +20,9 @@ def tiny_generator(seed=0, cfg=TINY_G):
 
 @functools.lru_cache(maxsize=None)
 def tiny_clip(image_size=16, seed=0, embed=16):
-    """A random FlaxCLIPModel wrapped in styleclip_jax.clip.CLIP (image path only)."""
+    """A random FlaxCLIPModel wrapped in styleclip_jax.models.clip.CLIP (image path only)."""
     from transformers import CLIPConfig, FlaxCLIPModel
-    from styleclip_jax.clip import CLIP
+    from styleclip_jax.models.clip import CLIP
     cfg = CLIPConfig(
         text_config=dict(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                          num_attention_heads=2, max_position_embeddings=8),

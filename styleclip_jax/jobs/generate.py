@@ -6,8 +6,8 @@ import pathlib
 
 import numpy as np
 
-from .. import io_utils
-from ..generator import seeds_to_z
+from . import outputs as io_utils
+from ..models.generator import seeds_to_z
 
 NOISE_MODES = ("const", "random", "none")
 

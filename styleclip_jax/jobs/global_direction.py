@@ -8,7 +8,7 @@ import pathlib
 
 import numpy as np
 
-from .. import io_utils
+from . import outputs as io_utils
 
 
 def validate(config) -> None:
@@ -21,7 +21,7 @@ def validate(config) -> None:
         raise ValueError(f"--config.latents={config.latents}: file not found")
     if config.fs3 is not None and not pathlib.Path(config.fs3).is_file():
         raise ValueError(f"--config.fs3={config.fs3}: file not found (expected an fs3 .npy)")
-    from ..ops import PRECISIONS
+    from ..models.ops import PRECISIONS
     if config.sweep_precision not in PRECISIONS:
         raise ValueError(f"--config.sweep_precision={config.sweep_precision!r}: expected one of {PRECISIONS}")
     if int(config.stats_samples) < 2 or int(config.sweep_images) < 1:
@@ -75,7 +75,7 @@ def _clip_preprocess(config) -> str:
 
 def precompute(config, G, clip, verbose=True):
     """(mean, std, fs3, paths): load from the cache (or the shipped shapes assets) or compute and cache."""
-    from .. import global_direction as gd
+    from ..editing import global_direction as gd
     from ..loaders import SHIPPED_GD
     cache = cache_dir_for(config)
     stats_name = (f"stats_n{int(config.stats_samples)}_psi{float(config.stats_truncation_psi)}"
@@ -157,8 +157,8 @@ def _precision_agreement(fs3, fs3_path, float32_candidates, verbose):
 
 
 def load_models(config):
-    from ..arcface import load_arcface
-    from ..clip import load_clip
+    from ..models.arcface import load_arcface
+    from ..models.clip import load_clip
     from ..loaders import load_generator
     G = load_generator(config.generator)
     clip = load_clip(config.clip_model, preprocess=_clip_preprocess(config))
@@ -168,9 +168,9 @@ def load_models(config):
 
 def run(config, workdir: str) -> dict:
     import jax
-    from .. import global_direction as gd
-    from ..generator import seeds_to_z
-    from ..latents_io import load_latents
+    from ..editing import global_direction as gd
+    from ..models.generator import seeds_to_z
+    from ..checkpoints.latents import load_latents
     validate(config)
     T, A, B = targets(config), alphas(config), betas(config)
     G, clip, arc = load_models(config)

@@ -14,8 +14,8 @@ def run(config, workdir: str) -> dict:
     if jax.process_index() == 0:
         out = pathlib.Path(workdir)
         out.mkdir(parents=True, exist_ok=True)
-        from .. import global_direction as gd
-        from .. import io_utils
+        from ..editing import global_direction as gd
+        from . import outputs as io_utils
         io_utils.write_npy(out / "fs3.npy", fs3)
         gd.save_stats(out / "stats.npz", mean, std)
         if "agreement" in paths:  # reduced-precision sweep: its agreement with the cached float32 one

@@ -5,8 +5,8 @@ import pathlib
 
 import numpy as np
 
-from .. import io_utils
-from .. import latent_optimization as lo
+from . import outputs as io_utils
+from ..editing import latent_optimization as lo
 
 # Shapes world: lr 0.01 keeps edits near the source (the issue's prototype found the official 0.1 drives this
 # world into noise without the L2 term). Toward "a blue shape", 100 steps raise the shipped CLIP's similarity
@@ -44,8 +44,8 @@ def validate(config) -> None:
 
 def load_sources(G, config):
     """(N, num_ws, w_dim) sources and their labels, from a latents file or seeds."""
-    from ..generator import seeds_to_z
-    from ..latents_io import load_latents
+    from ..models.generator import seeds_to_z
+    from ..checkpoints.latents import load_latents
     if config.latents is not None:
         w = load_latents(config.latents, G.num_ws, G.cfg.w_dim)
         return w, [f"latent {i}" for i in range(len(w))]
@@ -55,8 +55,8 @@ def load_sources(G, config):
 
 
 def run(config, workdir: str) -> dict:
-    from ..arcface import load_arcface
-    from ..clip import load_clip
+    from ..models.arcface import load_arcface
+    from ..models.clip import load_clip
     from ..loaders import load_generator
     validate(config)
     cfg = build_config(config)

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from .. import io_utils
+from . import outputs as io_utils
 
 
 def mapper_paths(value) -> list:
@@ -50,9 +50,9 @@ def validate(config) -> None:
 def _edit_fn(mcfg, noise_mode):
     import jax
 
-    from ..generator import synthesis, synthesis_from_s, w_to_s
-    from ..mapper import STEP_SCALE
-    from ..mapper_nets import apply_mapper
+    from ..models.generator import synthesis, synthesis_from_s, w_to_s
+    from ..editing.mapper import STEP_SCALE
+    from ..models.mapper import apply_mapper
 
     if mcfg.mapper_type != "WithoutToRGBStyleSpaceMapper":
         def f(G, params, w, alpha):
@@ -101,7 +101,7 @@ def run(config, workdir: str) -> dict:
     import jax.numpy as jnp
 
     from ..loaders import load_generator
-    from ..mapper import load_mapper
+    from ..editing.mapper import load_mapper
     from .latent_optimization import load_sources
     validate(config)
     paths = mapper_paths(config.mapper)
@@ -141,7 +141,7 @@ def run(config, workdir: str) -> dict:
 
     clip_cos = None
     if config.clip_model is not None and all(prompts):
-        from ..clip import load_clip
+        from ..models.clip import load_clip
         clip = load_clip(config.clip_model, preprocess=config.clip_preprocess)
         text = np.asarray(clip.encode_texts(prompts))  # (P, D)
         e_src = np.concatenate([np.asarray(clip.encode_images(src_img[i:i + bs])) for i in range(0, n, bs)])

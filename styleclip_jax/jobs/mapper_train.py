@@ -8,7 +8,7 @@ import pathlib
 
 import numpy as np
 
-from .. import io_utils
+from . import outputs as io_utils
 
 SHAPES_MAX_STEPS = 400
 SHAPES_OPTIMIZER = "adam"
@@ -57,8 +57,8 @@ def _max_steps(config) -> int:
 
 def build_configs(config):
     """(MapperConfig without latent_dim, MapperTrainConfig) from the flags, with errors naming the flag."""
-    from ..mapper import MapperTrainConfig
-    from ..mapper_nets import MAPPER_TYPES, MapperConfig
+    from ..editing.mapper import MapperTrainConfig
+    from ..models.mapper import MAPPER_TYPES, MapperConfig
     if config.mapper_type not in ("LevelsMapper", "SingleMapper"):
         extra = " (the StyleSpace mapper is supported for inference only)" if config.mapper_type in MAPPER_TYPES else ""
         raise ValueError(f"--config.mapper_type={config.mapper_type!r}: expected LevelsMapper or SingleMapper{extra}")
@@ -103,8 +103,8 @@ def validate(config) -> None:
 
 def load_data(G, config):
     """(w_train, w_test) as float32 (N, num_ws, w_dim): from files, or sampled with truncation."""
-    from ..latents_io import load_latents
-    from ..mapper import sample_latents
+    from ..checkpoints.latents import load_latents
+    from ..editing.mapper import sample_latents
     psi = float(config.truncation_psi)
     if config.latents_train is not None:
         w_train = load_latents(config.latents_train, G.num_ws, G.cfg.w_dim)
@@ -118,12 +118,12 @@ def load_data(G, config):
 
 
 def prepare(config) -> dict:
-    """Load models and data; returns the keyword arguments of :func:`styleclip_jax.mapper.fit`
+    """Load models and data; returns the keyword arguments of :func:`styleclip_jax.editing.mapper.fit`
     (minus ``workdir``)."""
     import dataclasses as dc
 
-    from ..arcface import load_arcface
-    from ..clip import load_clip
+    from ..models.arcface import load_arcface
+    from ..models.clip import load_clip
     from ..loaders import load_generator
     validate(config)
     mcfg, tcfg = build_configs(config)
@@ -148,7 +148,7 @@ def prepare(config) -> dict:
 
 
 def run(config, workdir: str) -> dict:
-    from ..mapper import fit
+    from ..editing.mapper import fit
     kw = prepare(config)
     K = len(kw["prompts"])
     print(f"training {K} mapper(s) x {kw['max_steps']} steps ({kw['mcfg'].mapper_type}, {kw['tcfg'].optimizer} "

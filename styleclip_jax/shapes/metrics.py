@@ -16,9 +16,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..shipped import SHAPES_CLIP
 from .render import BACKGROUNDS, COLOUR_RGB, COLOURS, SHAPES
 
-ASSET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "shapes_clip")
+ASSET_DIR = str(SHAPES_CLIP)
 
 ATTRIBUTES = {"colour": COLOURS, "shape": SHAPES, "background": BACKGROUNDS}
 PROMPTS = {
@@ -151,12 +152,12 @@ def _encoders(clip):
     """-> (encode_images(images NHWC [-1,1]) -> (N, D) unit, encode_texts(list[str]) -> (T, D) unit)."""
     if isinstance(clip, (str, os.PathLike)):
         try:
-            from styleclip_jax.clip import load_clip
+            from styleclip_jax.models.clip import load_clip
         except ImportError:
             clip = load_shapes_clip(None if os.fspath(clip) == "shapes" else os.fspath(clip))
         else:
             clip = load_clip(os.fspath(clip))
-    if hasattr(clip, "encode_images") and hasattr(clip, "encode_texts"):  # styleclip_jax.clip.CLIP
+    if hasattr(clip, "encode_images") and hasattr(clip, "encode_texts"):  # styleclip_jax.models.clip.CLIP
         def unit(x):
             x = np.asarray(x, np.float64)
             return x / np.linalg.norm(x, axis=-1, keepdims=True)
@@ -194,8 +195,8 @@ def _label_indices(labels, attribute: str) -> np.ndarray:
 def zero_shot_predict(clip: Any, images, attribute: str, batch_size: int = 256) -> np.ndarray:
     """Predicted class indices (into ``ATTRIBUTES[attribute]``) for images (N, H, W, 3) in [-1, 1].
 
-    ``clip``: a ``styleclip_jax.clip.CLIP`` (or anything with ``encode_images``/``encode_texts``), a
-    name/path for ``styleclip_jax.clip.load_clip`` (e.g. ``"shapes"``), or ``(FlaxCLIPModel, tokenizer)``.
+    ``clip``: a ``styleclip_jax.models.clip.CLIP`` (or anything with ``encode_images``/``encode_texts``), a
+    name/path for ``styleclip_jax.models.clip.load_clip`` (e.g. ``"shapes"``), or ``(FlaxCLIPModel, tokenizer)``.
     """
     if attribute not in ATTRIBUTES:
         raise ValueError(f"attribute must be one of {tuple(ATTRIBUTES)}, got {attribute!r}")

@@ -52,23 +52,8 @@ PARAMS_SUBDIR = "params"
 _MANIFEST_FORMAT = "styleclip_jax-params/1"
 
 
-class CheckpointError(Exception):
-    """Base class of every error raised while reading or writing checkpoints."""
-
-
-class CheckpointFormatError(CheckpointError, ValueError):
-    """A checkpoint file or directory is missing parts, corrupt, or not in the expected format."""
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """The checkpoint path does not exist."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """A pickle asked for a global (class or function) outside the loader's allow-list.
-
-    Raised before the global is imported or called, so nothing from the file has run.
-    """
+from ..errors import (CheckpointError, CheckpointFormatError, CheckpointNotFoundError,  # noqa: E402,F401
+                      UnsafeCheckpointError)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """StyleCLIP global directions in StyleSpace (method 3): statistics, channel relevance, edits, studies.
 
-    from styleclip_jax import global_direction as gd
+    from styleclip_jax.editing import global_direction as gd
     mean, std = gd.style_stats(G, num_samples=100_000, truncation_psi=0.7, truncation_cutoff=8, seed=0)
     fs3 = gd.channel_relevance(G, clip, mean, std, num_images=100)   # (num_channels, D), official order
     dt = gd.text_direction(clip, "a face", "a face with blue eyes")   # (D,)
@@ -33,8 +33,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import gd_math, io_utils, ops
-from .generator import synthesis_layers, truncate, w_to_s
+from . import global_direction_math as gd_math
+from ..jobs import outputs as io_utils
+from ..models import ops
+from ..models.generator import synthesis_layers, truncate, w_to_s
 
 # ------------------------------------------------------------------------------------------------
 # Layout helpers
@@ -415,7 +417,7 @@ def apply(s, delta_s, alpha):
 @jax.jit
 def _render_cells(G, s, delta, alphas):
     """s: (N, C) dicts; delta: (K, C) dicts (K = P*B); alphas (A,) -> images (K, A, N, H, W, 3)."""
-    from .generator import synthesis_from_s
+    from ..models.generator import synthesis_from_s
     k = next(iter(delta.values())).shape[0]
     a = alphas.shape[0]
     n = next(iter(s.values())).shape[0]
@@ -470,7 +472,7 @@ def study(G, clip, ws, prompt_pairs: Sequence[Tuple[str, str]], alphas: Sequence
             mad[p, :, b] = np.abs(np.asarray(alphas))[:] * np.mean(np.abs(flat_d))
     idsim = None
     if arc is not None:
-        from .arcface import identity_similarity
+        from ..models.arcface import identity_similarity
         src_rep = np.broadcast_to(source, edited.shape).reshape(flat.shape)
         idsim = np.concatenate([np.asarray(identity_similarity(arc, flat[i:i + 64], src_rep[i:i + 64]))
                                 for i in range(0, len(flat), 64)]).reshape(P, A, B, n)

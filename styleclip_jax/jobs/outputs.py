@@ -28,7 +28,7 @@ def atomic_path(path):
 
 def write_json(path, obj) -> None:
     """Atomic JSON write (the checkpoints module's writer; numpy scalars/arrays become plain values)."""
-    from .checkpoints import write_json as _write
+    from ..checkpoints import write_json as _write
     _write(path, obj, indent=2)
 
 

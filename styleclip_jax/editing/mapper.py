@@ -46,8 +46,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import io_utils, ops, optim
-from .mapper_nets import MapperConfig, apply_mapper, init_mapper_params, read_styleclip_mapper_pt
+from ..jobs import outputs as io_utils
+from ..models import ops
+from . import optim
+from ..models.mapper import MapperConfig, apply_mapper, init_mapper_params, read_styleclip_mapper_pt
 
 __all__ = ["Mapper", "load_mapper", "MapperTrainConfig", "mapper_loss", "train_step", "eval_losses",
            "batch_indices", "init_train_state", "current_params", "make_optimizer", "fit",
@@ -105,7 +107,7 @@ class Mapper:
 
     def save(self, directory, extra: Optional[Mapping] = None, overwrite: bool = False):
         """Write a folder readable by :func:`load_mapper` (``checkpoints.save_params``, atomic)."""
-        from .checkpoints import save_params
+        from ..checkpoints import save_params
         info = {**self.info, **dict(extra or {})}
         return save_params(directory, self.params, {"kind": MAPPER_KIND, **self.config.to_dict()},
                            extra=info, overwrite=overwrite)
@@ -155,7 +157,7 @@ def load_mapper(path, pixelnorm_axis: str = "rows") -> Mapper:
         if opts.get("description"):
             meta["prompt"] = str(opts["description"])
         return Mapper(params, cfg, meta)
-    from .checkpoints import load_extra, load_params
+    from ..checkpoints import load_extra, load_params
     d = _resolve_mapper_dir(p)
     params, config = load_params(d)
     kind = config.pop("kind", MAPPER_KIND)
@@ -242,12 +244,12 @@ def init_train_state(init_key, data_key, mcfg: MapperConfig, tcfg: MapperTrainCo
 
 
 def _render(G, w, noise_mode, precision="float32"):
-    from .generator import synthesis
+    from ..models.generator import synthesis
     return synthesis(G.params, G.cfg, w, noise_mode, modconv=ops.modconv_for(precision))
 
 
 def _id_features(arc, images):
-    from .arcface import features_fn
+    from ..models.arcface import features_fn
     return features_fn(arc.params, images, num_layers=arc.num_layers)
 
 
@@ -263,7 +265,7 @@ def mapper_loss(params, w, x_feats_id, text_emb, *, G, clip, arc, mcfg: MapperCo
     Returns:
       (scalar loss, {"loss", "clip", "l2", "id"} scalars).
     """
-    from .clip import clip_loss_from_features, image_features
+    from ..models.clip import clip_loss_from_features, image_features
     w_hat = w + STEP_SCALE * apply_mapper(params, w, mcfg)
     x_hat = _render(G, w_hat, tcfg.noise_mode, tcfg.precision)
     e = image_features(clip.params, x_hat, module=clip.module, preprocess=clip.preprocess)
@@ -530,7 +532,7 @@ def fit(G, clip, w_train, w_test, text_embs, prompts: Sequence[str], workdir, *,
         for k in range(K):
             if dirs[k] is None:
                 continue
-            meta = {"prompt": prompts[k], "step": int(step), "trained_by": "styleclip_jax.mapper.fit",
+            meta = {"prompt": prompts[k], "step": int(step), "trained_by": "styleclip_jax.editing.mapper.fit",
                     "train_config": dataclasses.asdict(tcfg), **{kk: v[k] for kk, v in extra.items()},
                     **{kk: v for kk, v in (run_info or {}).items() if kk in ("generator", "clip_model")}}
             _mapper_for(params_k, k, mcfg).save(dirs[k], extra=meta, overwrite=True)

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .checkpoints import CheckpointFormatError  # a ValueError subclass; numpy-only module
+from ..checkpoints import CheckpointFormatError  # a ValueError subclass; numpy-only module
 
 Params = Dict[str, Any]
 
@@ -424,7 +424,7 @@ def save_arcface(directory, arc_or_params, overwrite: bool = False) -> pathlib.P
     The config stored next to the params is ``{"model": "arcface_ir_se", "num_layers", "mode",
     "input_size"}``.  Refuses an existing folder unless ``overwrite``.  Returns the absolute path.
     """
-    from . import checkpoints
+    from .. import checkpoints
 
     arc = arc_or_params if isinstance(arc_or_params, ArcFace) else \
         ArcFace(arc_or_params, _num_layers_from_params(arc_or_params))
@@ -433,7 +433,7 @@ def save_arcface(directory, arc_or_params, overwrite: bool = False) -> pathlib.P
 
 
 def _load_folder(directory: pathlib.Path) -> ArcFace:
-    from . import checkpoints
+    from .. import checkpoints
 
     params, cfg = checkpoints.load_params(directory)
     if cfg.get("model") != MODEL_NAME:

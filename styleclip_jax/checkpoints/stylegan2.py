@@ -31,7 +31,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .checkpoints import (CheckpointError, CheckpointFormatError, CheckpointNotFoundError,
+from . import torch_pt
+from .params_io import (CheckpointError, CheckpointFormatError, CheckpointNotFoundError,
                           UnsafeCheckpointError)
 
 __all__ = [
@@ -55,7 +56,6 @@ STANDARD_FILTER = (np.outer([1.0, 3.0, 3.0, 1.0], [1.0, 3.0, 3.0, 1.0]) / 64.0).
 
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _TORCH_LEGACY_PROTOCOL = 1001
-_INSTALL_HINT = "pip install 'styleclip_jax[convert]'"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -695,38 +695,6 @@ def nvlabs_to_params(state_dict: Mapping[str, np.ndarray], init_kwargs: Mapping,
 # rosinality checkpoints
 
 
-def _require_torch():
-    try:
-        import torch  # noqa: F401  (lazy, optional dependency)
-    except ImportError:
-        raise ImportError("reading rosinality .pt checkpoints needs PyTorch; install it with "
-                          f"{_INSTALL_HINT}") from None
-    return torch
-
-
-def _tensor_to_numpy(t, name, path):
-    torch = _require_torch()
-    if isinstance(t, np.ndarray):
-        return t
-    if not isinstance(t, torch.Tensor):
-        raise CheckpointFormatError(f"{path}: {name} is a {type(t).__name__}, expected a tensor")
-    t = t.detach().cpu()
-    if t.is_floating_point() and t.dtype not in (torch.float32, torch.float64, torch.float16):
-        t = t.float()
-    return t.numpy().copy()
-
-
-def _weights_only_detail(message: str) -> str:
-    """The specific reason inside torch's long 'Weights only load failed' message."""
-    text = message.split("Check the documentation of torch.load")[0]
-    if "WeightsUnpickler error:" in text:
-        text = text.split("WeightsUnpickler error:", 1)[1]
-    elif "trusted source." in text:
-        text = text.split("trusted source.", 1)[1]
-    text = " ".join(text.split())
-    return text or " ".join(message.split())[:400]
-
-
 def read_rosinality_pt(path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Read a rosinality stylegan2-pytorch checkpoint with ``torch.load(weights_only=True)``.
 
@@ -735,29 +703,10 @@ def read_rosinality_pt(path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
 
     Returns ``(state_dict as {name: numpy array}, latent_avg as numpy array or None)``.
     """
-    path = _open_checked(path)
-    torch = _require_torch()
     import argparse
 
-    safe = getattr(torch.serialization, "safe_globals", None)
-    try:
-        # rosinality training checkpoints also store the argparse Namespace of their options.
-        if safe is not None:
-            with safe([argparse.Namespace]):
-                obj = torch.load(path, map_location="cpu", weights_only=True)
-        else:  # pragma: no cover - old torch
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        detail = _weights_only_detail(str(e))
-        if re.search(r"GLOBAL|global", detail):
-            raise UnsafeCheckpointError(f"{path}: refused by torch.load(weights_only=True), nothing was run: "
-                                        f"{detail[:400]}") from None
-        raise CheckpointFormatError(
-            f"{path}: not a torch checkpoint that torch.load(weights_only=True) can read ({detail[:400]}); "
-            "NVlabs network pickles must have the .pkl extension") from None
-    except (RuntimeError, EOFError, ValueError, OSError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointFormatError(f"{path}: not a readable torch checkpoint ({msg[:300]})") from None
+    # rosinality training checkpoints also store the argparse Namespace of their options.
+    obj = torch_pt.load(path, "rosinality generator checkpoint (.pt)", safe_globals=[argparse.Namespace])
     if isinstance(obj, Mapping) and "g_ema" in obj:
         sd, latent_avg = obj["g_ema"], obj.get("latent_avg")
     elif isinstance(obj, Mapping) and any(str(k).startswith("style.") for k in obj):
@@ -768,9 +717,9 @@ def read_rosinality_pt(path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
                                     f"'latent_avg': tensor}} or a generator state dict, got {keys}")
     if not isinstance(sd, Mapping):
         raise CheckpointFormatError(f"{path}: 'g_ema' is a {type(sd).__name__}, expected a state dict")
-    state_dict = collections.OrderedDict((str(k), _tensor_to_numpy(v, k, path)) for k, v in sd.items())
+    state_dict = collections.OrderedDict((str(k), torch_pt.to_numpy(v, k, path)) for k, v in sd.items())
     if latent_avg is not None:
-        latent_avg = _tensor_to_numpy(latent_avg, "latent_avg", path)
+        latent_avg = torch_pt.to_numpy(latent_avg, "latent_avg", path)
     return state_dict, latent_avg
 
 
@@ -983,7 +932,7 @@ def load_generator_arrays(path, *, key: str = "G_ema", latent_avg=None) -> tuple
     """
     fmt = detect_format(path)
     if fmt == "orbax":
-        from . import checkpoints
+        from .. import checkpoints
 
         params, config = checkpoints.load_params(path)
         kind = config.pop("kind", "stylegan2_generator")

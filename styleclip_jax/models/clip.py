@@ -74,9 +74,7 @@ PREPROCESS_MODES = ("official", "normalized", "resize")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
-_ASSETS = pathlib.Path(__file__).resolve().parent / "assets"
-SHAPES_CLIP_DIR = _ASSETS / "shapes_clip"
-_TEMPLATES_FILE = _ASSETS / "imagenet_templates.json"
+from ..shipped import IMAGENET_TEMPLATES as _TEMPLATES_FILE, SHAPES_CLIP as SHAPES_CLIP_DIR  # noqa: E402
 
 _WEIGHT_FILES = ("flax_model.msgpack", "model.safetensors", "pytorch_model.bin")
 _NEEDED_FILES = (
@@ -85,12 +83,7 @@ _NEEDED_FILES = (
 )
 
 
-class CLIPLoadError(RuntimeError):
-    """The CLIP model or its tokenizer could not be found or loaded."""
-
-
-class CLIPTokenError(ValueError):
-    """A prompt contains a word the tokenizer's vocabulary cannot represent."""
+from ..errors import CLIPLoadError, CLIPTokenError  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------------------------------------
@@ -125,7 +118,7 @@ def template_average(embeddings: jax.Array) -> jax.Array:
     embeddings = jnp.asarray(embeddings)
     if embeddings.ndim < 2:
         raise ValueError(f"template_average: expected (num_templates, D) embeddings, got shape {embeddings.shape}")
-    from .gd_math import template_average as _average  # the one implementation of the maths
+    from ..editing.global_direction_math import template_average as _average  # the one implementation of the maths
     return _average(embeddings)
 
 

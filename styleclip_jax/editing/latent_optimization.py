@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import ops, optim
+from ..models import ops
+from . import optim
 
 MODES = ("edit", "free_generation")
 SPACES = ("wplus", "s")
@@ -81,7 +82,7 @@ def _split_s(G, s):
 
 
 def _render(G, var, frozen, cfg: LatentOptConfig):
-    from .generator import synthesis, synthesis_from_s
+    from ..models.generator import synthesis, synthesis_from_s
     modconv = ops.modconv_for(cfg.precision)
     if cfg.space == "wplus":
         return synthesis(G.params, G.cfg, var, cfg.noise_mode, modconv=modconv)
@@ -89,7 +90,7 @@ def _render(G, var, frozen, cfg: LatentOptConfig):
 
 
 def _clip_embed(clip, images):
-    from .clip import image_features
+    from ..models.clip import image_features
     return image_features(clip.params, images, module=clip.module, preprocess=clip.preprocess)
 
 
@@ -107,7 +108,7 @@ def pair_losses(G, clip, var, frozen, init, text_emb, orig_feats, arc, cfg: Late
     else:
         total = c_loss + cfg.l2_lambda * l2
         if cfg.id_lambda > 0:
-            from .arcface import features_fn
+            from ..models.arcface import features_fn
             f = features_fn(arc.params, img, num_layers=arc.num_layers)
             id_l = 1.0 - jnp.sum(f * jax.lax.stop_gradient(orig_feats), axis=-1)
             total = total + cfg.id_lambda * id_l
@@ -164,7 +165,7 @@ def _optimize_compiled(G, clip, arc, init_var, frozen, t, cfg: LatentOptConfig, 
     """One program: source renders, the scanned Adam loop, and before/after metrics.
 
     Module-level so repeated calls with the same shapes and config reuse the compilation."""
-    from .arcface import features_fn
+    from ..models.arcface import features_fn
     img0 = _render(G, init_var, frozen, cfg)
     orig_feats = None if arc is None else features_fn(arc.params, img0, num_layers=arc.num_layers)
     report = functools.partial(_report, steps=cfg.steps) if verbose else None

@@ -1,0 +1,21 @@
+"""The table of what ships inside the package: the offline "shapes" world's models and data.
+
+Every loader resolves the name "shapes" through this table, so asset paths live in one place.
+"""
+from __future__ import annotations
+
+import pathlib
+
+ASSETS = pathlib.Path(__file__).resolve().parent / "assets"
+
+SHAPES_GENERATOR = ASSETS / "shapes_generator"            # converted StyleGAN2 folder (orbax + config.json)
+SHAPES_CLIP = ASSETS / "shapes_clip"                      # Hugging Face CLIP folder
+SHAPES_GLOBAL_DIRECTION = ASSETS / "shapes_global_direction"  # StyleSpace stats + fs3 of the shapes world
+IMAGENET_TEMPLATES = ASSETS / "imagenet_templates.json"   # StyleCLIP's 79 prompt templates
+
+SHAPES = "shapes"  # the name every loader accepts for the shipped world
+
+
+def is_shapes(name) -> bool:
+    """True when a model argument names the shipped shapes world."""
+    return str(name) == SHAPES
