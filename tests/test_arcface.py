@@ -139,7 +139,7 @@ def test_converter_script_round_trip(arc, pth_path, expected, tmp_path, capsys):
 
 
 def test_torch_is_optional(pth_path, monkeypatch):
-    code = "import sys, styleclip_jax.arcface; print('torch' in sys.modules)"
+    code = "import sys, styleclip_jax.models.arcface; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True, text=True,
                          env=dict(os.environ, JAX_PLATFORMS="cpu"), timeout=120)
     assert out.stdout.strip() == "False", out.stderr[-2000:]

@@ -155,7 +155,7 @@ def test_zero_shot_accuracy_can_fail(clip_model, fresh):
 
 
 def test_clip_module_loads_shapes(fresh, clip_model):
-    clip = pytest.importorskip("styleclip_jax.clip")
+    from styleclip_jax.models import clip
     model = clip.load_clip("shapes")
     imgs, _, labs = fresh
     # official preprocessing is the identity at the render size: same predictions as the raw model

@@ -1,4 +1,4 @@
-"""Tests of styleclip_jax.torch_io: safe NVlabs pickle reading, rosinality mapping, converter script."""
+"""Tests of styleclip_jax.checkpoints.stylegan2: safe NVlabs pickle reading, rosinality mapping, converter script."""
 import collections
 import importlib.util
 import io
