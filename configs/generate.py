@@ -12,7 +12,8 @@ from configs import common
 def get_config(arg=None):
     preset = common.preset_name(arg)
     c = config_dict.ConfigDict()
-    c.generator = "shapes"          # NVlabs .pkl, rosinality .pt, converted folder, or "shapes"
+    # NVlabs .pkl, rosinality .pt, converted folder, or "shapes"
+    c.generator = "shapes" if preset == "shapes" else config_dict.placeholder(str)
     c.seeds = "0-15"
     c.truncation_psi = 0.7
     c.truncation_cutoff = config_dict.placeholder(int)

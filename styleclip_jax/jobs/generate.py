@@ -14,6 +14,9 @@ NOISE_MODES = ("const", "random", "none")
 
 
 def validate(config) -> None:
+    if config.generator is None:
+        raise ConfigError("--config.generator is required with this preset (an NVlabs .pkl, a rosinality .pt or "
+                          "a converted folder)")
     io_utils.parse_seeds(config.seeds)
     if not (0.0 <= float(config.truncation_psi) <= 2.0):
         raise ConfigError(f"--config.truncation_psi={config.truncation_psi}: expected a number in [0, 2]")
