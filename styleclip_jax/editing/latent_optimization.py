@@ -10,8 +10,10 @@ pair's gradient (and Adam's elementwise update) is exactly what it would be alon
 
     w_edit, metrics = optimize(G, clip, w_src, prompts, LatentOptConfig(steps=300))
 
-The step loop is a `lax.scan` inside one `jax.jit`; progress is printed from inside the compiled loop
-every `report_every` steps through `jax.debug.callback`.
+`run_steps` is the whole loop as one jittable `lax.scan`; `optimize` runs the same steps as a Python loop
+over a compiled chunk of `steps_per_call` steps with the variables and optimiser state donated, and
+prints progress between chunks (on CPU one unrolled step per call: a rolled loop runs the backward pass
+3x slower there; see `steps_per_call`).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from ..models import ops
 from . import optim
 
 MODES = ("edit", "free_generation")
+MAX_CPU_UNROLL = 16  # on CPU a chunk of up to this many steps is unrolled (no XLA while loop); longer: rolled
 SPACES = ("wplus", "s")
 
 
@@ -44,6 +47,7 @@ class LatentOptConfig:
     noise_mode: str = "const"
     report_every: int = 50
     precision: str = "float32"  # generator convs: "float32" or "bfloat16" (bf16 inputs, f32 accumulation)
+    steps_per_call: Optional[int] = None  # Adam steps per compiled call; None: see `steps_per_call()`
 
     def validate(self):
         ops.modconv_for(self.precision)  # validates
@@ -55,6 +59,8 @@ class LatentOptConfig:
             raise ValueError(f"steps={self.steps}: expected >= 1")
         if self.lr <= 0:
             raise ValueError(f"lr={self.lr}: expected > 0")
+        if self.steps_per_call is not None and self.steps_per_call < 1:
+            raise ValueError(f"steps_per_call={self.steps_per_call}: expected >= 1 (or None)")
         if self.l2_lambda < 0 or self.id_lambda < 0:
             raise ValueError("l2_lambda and id_lambda must be >= 0")
 
@@ -117,66 +123,80 @@ def pair_losses(G, clip, var, frozen, init, text_emb, orig_feats, arc, cfg: Late
     return total, {"clip": c_loss, "cos": cos, "l2": l2, "id": id_l}
 
 
-_PROGRESS = {"t0": None}
-
-
-def _report(step, loss, *, steps):
-    """Progress line printed from inside the compiled loop (jax.debug.callback)."""
-    step, now = int(step), time.time()
-    if _PROGRESS["t0"] is None or step == 0:
-        _PROGRESS["t0"] = now
-        print(f"  step {step + 1:>5d}/{steps}  mean loss {float(loss):.4f}", flush=True)
-        return
-    rate = step / max(now - _PROGRESS["t0"], 1e-9)
-    eta = (steps - step - 1) / max(rate, 1e-9)
-    print(f"  step {step + 1:>5d}/{steps}  mean loss {float(loss):.4f}  {rate:.1f} steps/s  ETA {eta:.0f}s",
-          flush=True)
-
-
 def build_optimizer(cfg: LatentOptConfig) -> optax.GradientTransformation:
     """Adam (0.9, 0.999, 1e-8) with the official lr schedule (0 at step 0, ramps, cosine down)."""
     return optax.adam(optim.styleclip_lr_schedule(cfg.lr, cfg.steps), b1=0.9, b2=0.999, eps=1e-8)
 
 
-def run_steps(G, clip, arc, init_var, frozen, text_emb, orig_feats, cfg: LatentOptConfig, report=None):
-    """The jittable core: `cfg.steps` Adam steps in a lax.scan. Returns (final var, loss history (steps, P))."""
+def run_chunk(G, clip, arc, var, opt_state, init_var, frozen, text_emb, orig_feats, cfg: LatentOptConfig,
+              length: int, unroll=1):
+    """`length` Adam steps from (var, opt_state) in a lax.scan: (var, opt_state, loss history (length, P))."""
     tx = build_optimizer(cfg)
 
-    def loss_fn(var):
-        total, _ = pair_losses(G, clip, var, frozen, init_var, text_emb, orig_feats, arc, cfg)
+    def loss_fn(v):
+        total, _ = pair_losses(G, clip, v, frozen, init_var, text_emb, orig_feats, arc, cfg)
         return jnp.sum(total), total
 
-    def step(carry, i):
-        var, opt_state = carry
-        (_, per_pair), grads = jax.value_and_grad(loss_fn, has_aux=True)(var)
-        updates, opt_state = tx.update(grads, opt_state, var)
-        var = optax.apply_updates(var, updates)
-        if report is not None:
-            jax.lax.cond(i % cfg.report_every == 0,
-                         lambda: jax.debug.callback(report, i, jnp.mean(per_pair)), lambda: None)
-        return (var, opt_state), per_pair
+    def step(carry, _):
+        v, s = carry
+        (_, per_pair), grads = jax.value_and_grad(loss_fn, has_aux=True)(v)
+        updates, s = tx.update(grads, s, v)
+        return (optax.apply_updates(v, updates), s), per_pair
 
-    (var, _), hist = jax.lax.scan(step, (init_var, tx.init(init_var)), jnp.arange(cfg.steps))
+    (var, opt_state), hist = jax.lax.scan(step, (var, opt_state), None, length=length, unroll=unroll)
+    return var, opt_state, hist
+
+
+def run_steps(G, clip, arc, init_var, frozen, text_emb, orig_feats, cfg: LatentOptConfig):
+    """The whole loop as one jittable scan: `cfg.steps` Adam steps from init_var. Returns (final var, loss
+    history (steps, P)). (`optimize` drives the same steps in chunks; see `steps_per_call`.)"""
+    var, _, hist = run_chunk(G, clip, arc, init_var, build_optimizer(cfg).init(init_var), init_var, frozen,
+                             text_emb, orig_feats, cfg, cfg.steps)
     return var, hist
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "verbose"))
-def _optimize_compiled(G, clip, arc, init_var, frozen, t, cfg: LatentOptConfig, verbose: bool):
-    """One program: source renders, the scanned Adam loop, and before/after metrics.
+def steps_per_call(cfg: LatentOptConfig, backend: Optional[str] = None) -> int:
+    """Adam steps per compiled call of `optimize`: `cfg.steps_per_call` if set; on CPU 2, unrolled (no XLA
+    while loop); elsewhere `report_every`, rolled, so that Python runs once per progress line.
 
-    Module-level so repeated calls with the same shapes and config reuse the compilation."""
+    Why not one rolled scan on CPU: inside a while loop XLA:CPU folds the kernel transposes of the synthesis'
+    backward pass into backward-data convolutions (dim_labels b01f_01oi->b01f) that it runs as naive loop
+    nests instead of its fast convolution library (issue #17: 3x slower per step than the step jitted alone
+    at 256 px). Measured in the shapes world (8 pairs, 300 steps, 2-core CPU, /tmp probe of
+    `optimize(..., LatentOptConfig(steps_per_call=k))`): one rolled 300-step scan 63 ms/step; k=1 52 ms;
+    k=2 14.7 ms; k=4 13.5 ms; k=5 15.5 ms; k=10 18.2 ms (compile time grows with k). Chunks of up to
+    MAX_CPU_UNROLL steps are unrolled on CPU. `benchmarks/latent_optimization.py` prints the per-step time
+    of this loop beside one jitted step."""
+    if cfg.steps_per_call:
+        return int(cfg.steps_per_call)
+    return 2 if (backend or jax.default_backend()) == "cpu" else max(1, cfg.report_every)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "length", "unroll"), donate_argnums=(3, 4))
+def _chunk_compiled(G, clip, arc, var, opt_state, init_var, frozen, t, orig_feats, cfg, length, unroll):
+    return run_chunk(G, clip, arc, var, opt_state, init_var, frozen, t, orig_feats, cfg, length, unroll)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _before_compiled(G, clip, arc, init_var, frozen, t, cfg: LatentOptConfig):
+    """Source identity features (for the ID loss) and the per-pair losses before optimisation."""
     from ..models.arcface import features_fn
-    img0 = _render(G, init_var, frozen, cfg)
-    orig_feats = None if arc is None else features_fn(arc.params, img0, num_layers=arc.num_layers)
-    report = functools.partial(_report, steps=cfg.steps) if verbose else None
-    var, hist = run_steps(G, clip, arc, init_var, frozen, t, orig_feats, cfg, report)
+    orig_feats = None
+    if arc is not None:
+        orig_feats = features_fn(arc.params, _render(G, init_var, frozen, cfg), num_layers=arc.num_layers)
     _, before = pair_losses(G, clip, init_var, frozen, init_var, t, orig_feats, arc, cfg)
+    return orig_feats, before
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _after_compiled(G, clip, arc, var, init_var, frozen, t, orig_feats, cfg: LatentOptConfig):
+    from ..models.arcface import features_fn
     _, after = pair_losses(G, clip, var, frozen, init_var, t, orig_feats, arc, cfg)
     idsim = None
     if arc is not None:
         f = features_fn(arc.params, _render(G, var, frozen, cfg), num_layers=arc.num_layers)
         idsim = jnp.sum(f * orig_feats, axis=-1)
-    return var, hist, before, after, idsim
+    return after, idsim
 
 
 def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(), arc=None,
@@ -209,11 +229,36 @@ def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(),
         init_var, frozen = w0, {}
     else:
         init_var, frozen = _split_s(G, G.w_to_s(w0))
-    _PROGRESS["t0"] = None
     t0 = time.time()
-    var, hist, before, after, idsim = _optimize_compiled(G, clip, arc, init_var, frozen, t, cfg, verbose)
+    orig_feats, before = _before_compiled(G, clip, arc, init_var, frozen, t, cfg)
+    k = steps_per_call(cfg)
+    unroll = True if jax.default_backend() == "cpu" and k <= MAX_CPU_UNROLL else 1
+    # copies: the chunk calls donate (reuse) the buffers of var and the optimiser state
+    var = jax.tree_util.tree_map(jnp.copy, init_var)
+    opt_state = build_optimizer(cfg).init(var)
+    hists, t_first, done = [], None, 0
+    if verbose:
+        print(f"  compiling ({k} step(s) per call)...", flush=True)
+    while done < cfg.steps:
+        n = min(k, cfg.steps - done)
+        var, opt_state, h = _chunk_compiled(G, clip, arc, var, opt_state, init_var, frozen, t, orig_feats,
+                                            cfg, n, unroll)
+        hists.append(h)
+        done += n
+        if verbose and (done == n or done // cfg.report_every != (done - n) // cfg.report_every
+                        or done == cfg.steps):
+            loss = float(jnp.mean(h[-1]))  # waits for this chunk
+            now = time.time()
+            if t_first is None:
+                t_first, first_done = now, done
+                print(f"  step {done:>5d}/{cfg.steps}  mean loss {loss:.4f}", flush=True)
+            else:
+                rate = (done - first_done) / max(now - t_first, 1e-9)
+                print(f"  step {done:>5d}/{cfg.steps}  mean loss {loss:.4f}  {rate:.2f} steps/s  "
+                      f"ETA {(cfg.steps - done) / max(rate, 1e-9):.0f}s", flush=True)
+    after, idsim = _after_compiled(G, clip, arc, var, init_var, frozen, t, orig_feats, cfg)
     jax.block_until_ready(var)
-    hist = np.asarray(hist)
+    hist = np.concatenate([np.asarray(h) for h in hists])
     metrics = {
         "src_idx": src_idx, "prompt_idx": prm_idx,
         "clip_cos_before": np.asarray(before["cos"]), "clip_cos_after": np.asarray(after["cos"]),

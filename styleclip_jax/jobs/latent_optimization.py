@@ -48,7 +48,7 @@ def run(config, workdir: str) -> dict:
     text = clip.encode_texts(prompts)
     n, p = len(w_src), len(prompts)
     pairs = lo.make_pairs(n, p, config.pairing)
-    print(f"optimising {len(pairs[0])} (source, prompt) pairs x {cfg.steps} steps in one program "
+    print(f"optimising {len(pairs[0])} (source, prompt) pairs x {cfg.steps} steps, all pairs in each compiled step "
           f"({cfg.space}, lr {cfg.lr}, l2 {cfg.l2_lambda}, id {cfg.id_lambda})")
     edited, m = lo.optimize(G, clip, w_src, text, cfg, arc=arc, pairs=pairs)
     return write_outputs(G, workdir, w_src, labels, prompts, pairs, edited, m, cfg, config.pairing)
