@@ -29,9 +29,9 @@ def load_generator(path="shapes") -> Generator:
     needs torch), a folder written by `checkpoints_convert/convert_stylegan2.py` (no torch), or
     "shapes" for the tiny generator shipped with the package.
     """
-    from .checkpoints import stylegan2 as torch_io  # torch is imported lazily inside, only for .pt files
+    from .checkpoints import stylegan2  # torch is imported lazily inside, only for .pt files
     p = resolve_generator_path(path)
-    params, config = torch_io.load_generator_arrays(p)
+    params, config = stylegan2.load_generator_arrays(p)
     cfg = GeneratorConfig.from_dict(config)
     check_params(params, cfg, where=str(p))
     import jax.numpy as jnp
