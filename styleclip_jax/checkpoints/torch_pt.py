@@ -119,6 +119,8 @@ def load(path, what: str = "checkpoint", safe_globals: Sequence[Any] = ()) -> An
     module docstring), or torch missing).
     """
     path = check_file(path)
+    if path.stat().st_size == 0:
+        raise CheckpointFormatError(f"{path}: {what} is empty (0 bytes)")
     torch = require_torch(path, what)
     _check_zip(path, what)
     try:
