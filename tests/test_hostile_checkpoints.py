@@ -192,7 +192,14 @@ def hostile_pts(tmp: pathlib.Path, marker: pathlib.Path) -> dict:
 
     evil = tmp / "evil_legacy.pt"
     evil.write_bytes(pickle.dumps({"g_ema": Evil()}, protocol=2))
+    legacy = tmp / "legacy_8gb_storage.pt"  # a legacy torch.save whose storage declares 2^31 floats
+    buf = __import__("io").BytesIO()
+    torch.save({"g_ema": {"style.1.weight": torch.zeros(4)}}, buf, _use_new_zipfile_serialization=False)
+    data = buf.getvalue()
+    at = data.index(b"K\x04", data.index(b"X\x03\x00\x00\x00cpu"))
+    legacy.write_bytes(data[:at] + b"\x8a\x05" + (2 ** 31).to_bytes(5, "little") + data[at + 2:])
     return {
+        "pt_legacy_8gb_storage": (legacy, r"not a readable rosinality generator checkpoint"),
         "pt_stride0_tensor": (expanded, r"declares \(16384, 16384\) = 268435456 elements but its storage holds 1"),
         "pt_deflate_bomb": (bomb, r"zip archive whose entries declare"),
         "pt_list_5000_deep": (_torch_zip(tmp / "deep.pt", b"\x80\x02" + b"]" * 5000 + b"a" * 4999 + b".", base),
@@ -265,7 +272,7 @@ def test_normal_load_in_the_child(hostile_results):
                                   "memo_index_2e31", "shared_lists_40_deep", "shared_lists_20_deep",
                                   "shared_modules_40_deep",
                                   "shared_modules_10_deep", "list_5000_deep", "os_system", "pt_stride0_tensor",
-                                  "pt_deflate_bomb", "pt_list_5000_deep", "pt_shared_lists_40_deep",
+                                  "pt_deflate_bomb", "pt_list_5000_deep", "pt_shared_lists_40_deep", "pt_legacy_8gb_storage",
                                   "pt_os_system"])
 def test_hostile_file_fails_fast_small_and_clean(hostile_results, name):
     files, report, marker = hostile_results
@@ -350,8 +357,19 @@ def test_loaders_do_not_pass_on_unsafe_advice(evil_pt, tmp_path):
     _assert_safe_message(info.value, junk)
 
 
+def test_describe_error_of_torch_load(evil_pt):
+    """The one-line text the CLIP-folder loader can give for transformers' errors (which quote torch's)."""
+    torch = pytest.importorskip("torch")
+    path, marker = evil_pt
+    with pytest.raises(Exception) as info:
+        torch.load(path, weights_only=True)
+    assert "weights_only` set to `False`" in str(info.value)  # what torch says
+    text = torch_pt.describe_error(info.value)
+    assert text.startswith("it asks for the Python global posix.system, which a weights-only load does not allow")
+    assert not any(a in text for a in UNSAFE_ADVICE) and not marker.exists()
+
+
 def test_scrub_unsafe_advice():
-    """The helper the CLIP-folder loader uses on transformers' messages (which quote torch's)."""
     torch_msg = ("Weights only load failed. In PyTorch 2.6, we changed the default value of the `weights_only` "
                  "argument in `torch.load` from `False` to `True`. Re-running `torch.load` with `weights_only` set "
                  "to `False` will likely succeed, but it can result in arbitrary code execution. Do it only if you "

@@ -62,6 +62,31 @@ def _weights_only_detail(message: str) -> str:
     return " ".join(text.split()) or "unsupported content"
 
 
+_LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError,
+                TypeError, AttributeError, MemoryError, OverflowError, UnicodeDecodeError, RecursionError,
+                AssertionError)
+_REFUSED = "it asks for the Python global"
+_REFUSED_GLOBAL = re.compile(r"GLOBAL (\S+)|[Uu]nsupported global:? (\S+)")
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line, in the package's words, for an exception raised while torch read a file (by
+    :func:`load`, or inside a library such as transformers): the reason without torch's advice to load
+    the file unsafely. A refused global gives "it asks for the Python global X, which a weights-only load
+    does not allow; nothing from the file was run"."""
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+        detail = _weights_only_detail(text)
+        m = _REFUSED_GLOBAL.search(detail)
+        if m:
+            name = (m.group(1) or m.group(2)).strip("`'\".,")
+            return (f"{_REFUSED} {name}, which a weights-only load does not allow; nothing "
+                    "from the file was run")
+        return f"{type(exc).__name__}: {detail[:300]}"
+    first = scrub_unsafe_advice(text.strip().splitlines()[0]) if text.strip() else ""
+    return f"{type(exc).__name__}: {first[:300] or 'no details'}"
+
+
 def key_summary(mapping) -> list[str]:
     """Up to 8 of a mapping's keys as short strings, for messages (never the repr of a nested key)."""
     keys = []
@@ -130,18 +155,11 @@ def load(path, what: str = "checkpoint", safe_globals: Sequence[Any] = ()) -> An
                 obj = torch.load(str(path), map_location="cpu", weights_only=True)
         else:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        detail = _weights_only_detail(str(e))
-        if re.search(r"GLOBAL|global", detail):
-            raise UnsafeCheckpointError(f"{path}: {what} refused: it asks for a Python global outside torch's "
-                                        f"weights-only set ({detail[:300]}); nothing from the file was run") from None
-        raise CheckpointFormatError(f"{path}: not a {what} that torch.load(weights_only=True) can read "
-                                    f"({detail[:300]})") from None
-    except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError, TypeError, AttributeError,
-            MemoryError, OverflowError, UnicodeDecodeError, RecursionError, AssertionError) as e:
-        msg = scrub_unsafe_advice(str(e).strip().splitlines()[0]) if str(e).strip() else ""
-        raise CheckpointFormatError(f"{path}: not a readable {what} ({type(e).__name__}: "
-                                    f"{msg[:300] or 'no details'})") from None
+    except _LOAD_ERRORS as e:
+        text = describe_error(e)
+        if text.startswith(_REFUSED):
+            raise UnsafeCheckpointError(f"{path}: {what} refused: {text}") from None
+        raise CheckpointFormatError(f"{path}: not a readable {what} ({text})") from None
     safe_pickle.check_graph(obj, path, f"in the {what}", on_leaf=lambda x: _check_leaf(torch, x, path))
     return obj
 
