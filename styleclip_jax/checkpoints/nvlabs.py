@@ -15,7 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import CheckpointFormatError, CheckpointNotFoundError, UnsafeCheckpointError
+from ..errors import CheckpointFormatError, UnsafeCheckpointError
 from . import safe_pickle
 from .generator_params import check_filter, finish, num_ws, validate_resolution
 from .torch_legacy import TENSOR_GLOBALS, Tensor
@@ -74,15 +74,6 @@ NETWORK_GLOBALS = {
     ("dnnlib.util", "EasyDict"): safe_pickle.PerLoad(_easydict),
     ("dnnlib", "EasyDict"): safe_pickle.PerLoad(_easydict),
 }
-
-
-def _open_checked(path) -> pathlib.Path:
-    path = pathlib.Path(path).expanduser()
-    if not path.exists():
-        raise CheckpointNotFoundError(f"{path}: file does not exist")
-    if not path.is_file():
-        raise CheckpointFormatError(f"{path}: expected a file, got a directory")
-    return path
 
 
 def load_network_pickle(path: pathlib.Path):
@@ -227,7 +218,7 @@ def read_nvlabs_pkl(path, key: str = "G_ema") -> tuple[dict[str, np.ndarray], di
       CheckpointFormatError: the file is not such a pickle, is truncated, corrupt or out of bounds
         (sizes larger than the file, nesting too deep, too many objects), or lacks ``key``.
     """
-    path = _open_checked(path)
+    path = safe_pickle.check_file(path)
     data = load_network_pickle(path)
     if isinstance(data, PersistentRecord):
         net = data

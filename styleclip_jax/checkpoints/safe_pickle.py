@@ -19,8 +19,8 @@ No torch here; the NVlabs and legacy-torch stand-ins live in ``nvlabs.py`` and `
 from __future__ import annotations
 
 import collections
-import io
 import os
+import pathlib
 import pickle
 import re
 import struct
@@ -28,15 +28,25 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import CheckpointFormatError, UnsafeCheckpointError
+from ..errors import CheckpointFormatError, CheckpointNotFoundError, UnsafeCheckpointError
 
 __all__ = ["MAX_DEPTH", "MAX_OBJECTS", "PerLoad", "SafeUnpickler", "load", "load_file", "check_graph",
-           "DATA_GLOBALS", "PickledArray", "BoundedReader", "refuse"]
+           "DATA_GLOBALS", "PickledArray", "BoundedReader", "refuse", "check_file"]
 
 MAX_DEPTH = 100            # containers nested deeper than this are refused (real network pickles: ~20)
 MAX_OBJECTS = 2_000_000    # objects created + container items stored (real FFHQ snapshots: ~1e5)
 BUDGET_FACTOR = 4          # stand-ins may allocate at most 4x the file size (+ BUDGET_SLACK) in total
 BUDGET_SLACK = 1 << 20
+
+
+def check_file(path) -> pathlib.Path:
+    """``path`` as a Path if it is an existing file; CheckpointNotFoundError / CheckpointFormatError otherwise."""
+    path = pathlib.Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointNotFoundError(f"{path}: file does not exist")
+    if not path.is_file():
+        raise CheckpointFormatError(f"{path}: expected a file, got a directory")
+    return path
 
 
 class PerLoad:

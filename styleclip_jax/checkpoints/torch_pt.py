@@ -18,12 +18,13 @@ import pathlib
 import pickle
 import re
 import zipfile
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import CheckpointFormatError, CheckpointNotFoundError, UnsafeCheckpointError
+from ..errors import CheckpointFormatError, UnsafeCheckpointError
 from . import safe_pickle
+from .safe_pickle import check_file
 
 INSTALL_HINT = "pip install 'styleclip_jax[convert]'"
 
@@ -93,15 +94,6 @@ def key_summary(mapping) -> list[str]:
     for k in list(mapping)[:20]:
         keys.append(k[:50] if isinstance(k, str) else f"<{type(k).__name__}>")
     return sorted(keys)[:8]
-
-
-def check_file(path) -> pathlib.Path:
-    path = pathlib.Path(path).expanduser()
-    if not path.exists():
-        raise CheckpointNotFoundError(f"{path}: file does not exist")
-    if not path.is_file():
-        raise CheckpointFormatError(f"{path}: expected a file, got a directory")
-    return path
 
 
 def _check_zip(path: pathlib.Path, what: str) -> None:
