@@ -120,6 +120,13 @@ def _shared_modules(depth: int) -> Raw:
     return Raw(out)
 
 
+def _colliding_dict(n: int) -> bytes:
+    """A dict of n int keys i * (2^61 - 1), which all hash to 0: inserting them costs n^2 / 2 comparisons
+    (20000 keys: 3 s in torch.load; 1e6 keys, a 12 MB file: hours)."""
+    m = (1 << 61) - 1
+    return b"}(" + b"".join(b"\x8a\x0a" + (i * m).to_bytes(10, "little") + b"N" for i in range(1, n + 1)) + b"u"
+
+
 def hostile_pickles(tmp: pathlib.Path, marker: pathlib.Path) -> dict:
     """{name: (file, regex the error must match)}; each file is a network pickle (see module docstring)."""
     evil = Call("posix", "system", f"touch {marker}")
@@ -152,6 +159,8 @@ def hostile_pickles(tmp: pathlib.Path, marker: pathlib.Path) -> dict:
         "list_5000_deep": (network_pickle({"G_ema": module(kwargs={"z_dim": 4, "x": Raw(b"]" * 5000 + b"a" * 4999)})}),
                            r"nested more than 100 levels"),
         "os_system": (network_pickle({"G_ema": module({"w": evil})}), r"posix\.system"),
+        "colliding_dict_keys": (network_pickle({"x": Raw(_colliding_dict(30000)), "evil": evil}),
+                                r"dict key or set item of type int"),
     }
     out = {}
     for name, (data, regex) in cases.items():
@@ -207,6 +216,8 @@ def hostile_pts(tmp: pathlib.Path, marker: pathlib.Path) -> dict:
         "pt_shared_lists_40_deep": (_torch_zip(tmp / "shared.pt", b"\x80\x02}(X\x01\x00\x00\x00x"
                                                + _shared_lists(40) + b"u.", base), r"expected a rosinality"),
         "pt_os_system": (evil, r"posix\.system"),
+        "pt_colliding_dict_keys": (_torch_zip(tmp / "collide.pt", b"\x80\x02" + _colliding_dict(30000) + b".", base),
+                                   r"dict key or set item of type int"),
     }
 
 
@@ -273,6 +284,7 @@ def test_normal_load_in_the_child(hostile_results):
                                   "shared_modules_40_deep",
                                   "shared_modules_10_deep", "list_5000_deep", "os_system", "pt_stride0_tensor",
                                   "pt_deflate_bomb", "pt_list_5000_deep", "pt_shared_lists_40_deep", "pt_legacy_8gb_storage",
+                                  "colliding_dict_keys", "pt_colliding_dict_keys",
                                   "pt_os_system"])
 def test_hostile_file_fails_fast_small_and_clean(hostile_results, name):
     files, report, marker = hostile_results

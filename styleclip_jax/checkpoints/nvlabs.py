@@ -50,7 +50,7 @@ def _easydict(unpickler):
     """A per-load subclass whose constructor charges a copied mapping to the load's budget."""
 
     def __init__(self, items=(), **kwargs):
-        if kwargs or not isinstance(items, (dict, list, tuple)):
+        if kwargs or not isinstance(items, dict):  # keys already checked when the dict was built
             raise CheckpointFormatError("malformed EasyDict record")
         unpickler.charge(64 * len(items), "an EasyDict")
         dict.__init__(self, items)

@@ -98,6 +98,26 @@ def _count(n_items: Callable[["SafeUnpickler"], int], op):
     return wrapped
 
 
+def _plain_key(k) -> bool:
+    """Keys of dicts and items of sets may only be strings, bytes, None or integers below 2**60: their hashes
+    are distinct (str/bytes hashes are salted), so no file can make dict or set insertion quadratic."""
+    return k is None or isinstance(k, (str, bytes)) or (isinstance(k, int) and -(1 << 60) < k < (1 << 60))
+
+
+def check_keys(keys, path, where: str) -> None:
+    for k in keys:
+        if not _plain_key(k):
+            raise CheckpointFormatError(f"{path}: a dict key or set item of type {type(k).__name__} {where} is "
+                                        "not accepted (only strings, bytes and small integers)")
+
+
+def _keys_checked(keys_of, op):
+    def wrapped(self):
+        check_keys(keys_of(self), self.path, self.where)
+        op(self)
+    return wrapped
+
+
 def _refuse_opcode(what):
     def op(self):
         raise CheckpointFormatError(f"{self.path}: {what} {self.where} are not accepted")
@@ -189,6 +209,11 @@ class SafeUnpickler(pickle._Unpickler):
     for _op in (pickle.APPENDS, pickle.SETITEMS, pickle.ADDITEMS, pickle.TUPLE, pickle.LIST, pickle.DICT,
                 pickle.FROZENSET, pickle.INST, pickle.OBJ):
         dispatch[_op[0]] = _count(_marked, dispatch[_op[0]])
+    dispatch[pickle.SETITEM[0]] = _keys_checked(lambda self: self.stack[-2:-1], dispatch[pickle.SETITEM[0]])
+    for _op in (pickle.SETITEMS, pickle.DICT):
+        dispatch[_op[0]] = _keys_checked(lambda self: self.stack[0::2], dispatch[_op[0]])
+    for _op in (pickle.ADDITEMS, pickle.FROZENSET):
+        dispatch[_op[0]] = _keys_checked(lambda self: self.stack, dispatch[_op[0]])
     del _op, _one, _marked
 
 
@@ -400,9 +425,16 @@ def _codecs_encode(unpickler):
 def _charged_container(kind, what):
     def factory(unpickler):
         def build(items=()):
-            if not isinstance(items, (list, tuple, set, frozenset, dict, str)):
+            if not isinstance(items, (list, tuple, set, frozenset, dict)):
                 raise CheckpointFormatError(f"malformed {what} record")
             unpickler.charge(64 * len(items), f"a {what}")
+            if kind in (set, frozenset) or isinstance(items, dict):
+                keys = items
+            elif all(isinstance(p, (list, tuple)) and len(p) == 2 for p in items):
+                keys = [p[0] for p in items]
+            else:
+                raise CheckpointFormatError(f"malformed {what} record")
+            check_keys(keys, unpickler.path, unpickler.where)
             return kind(items)
         return build
     return PerLoad(factory)

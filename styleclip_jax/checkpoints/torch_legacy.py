@@ -19,9 +19,9 @@ from ..errors import CheckpointFormatError
 from . import safe_pickle
 from .safe_pickle import PerLoad
 
-__all__ = ["Tensor", "TENSOR_GLOBALS", "read_storage_blob"]
+__all__ = ["Tensor", "TENSOR_GLOBALS", "TORCH_LEGACY_MAGIC", "read_storage_blob"]
 
-_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _TORCH_LEGACY_PROTOCOL = 1001
 MAX_NDIM = 16
 
@@ -195,7 +195,7 @@ def read_storage_blob(blob: bytes, path, charge) -> Any:
         return safe_pickle.load(f, path, {}, f"in the {what} of an embedded tensor storage", budget=budget,
                                 persistent_load=persistent_load)
 
-    if plain("header") != _TORCH_LEGACY_MAGIC:
+    if plain("header") != TORCH_LEGACY_MAGIC:
         raise CheckpointFormatError(f"{path}: embedded tensor storage has a bad magic number")
     if plain("header") != _TORCH_LEGACY_PROTOCOL:
         raise CheckpointFormatError(f"{path}: embedded tensor storage has an unknown protocol version")

@@ -7,13 +7,15 @@ package's own words, never torch's advice to retry with ``weights_only=False`` o
 global (:func:`scrub_unsafe_advice` removes such advice from any message, e.g. transformers').
 
 Bounds: a zip archive must hold only stored (uncompressed) entries whose sizes add up to at most the
-file size (no decompression bombs); the loaded object may be at most ``safe_pickle.MAX_DEPTH``
-containers deep (walked iteratively, shared references once); no tensor may view more elements than
-its storage holds (a stride-0 view of one float declared as 16384 x 16384 is refused before
+file size (no decompression bombs); before torch reads the object pickle, :mod:`safe_pickle` reads it
+with inert stand-ins (declared sizes, object count, depth, plain dict keys); the loaded object may be at
+most ``safe_pickle.MAX_DEPTH`` containers deep (walked iteratively, shared references once); no tensor
+may view more elements than its storage holds (a stride-0 view of one float declared as 16384 x 16384 is refused before
 :func:`to_numpy` would materialise it).
 """
 from __future__ import annotations
 
+import io
 import pathlib
 import pickle
 import re
@@ -25,6 +27,7 @@ import numpy as np
 from ..errors import CheckpointFormatError, UnsafeCheckpointError
 from . import safe_pickle
 from .safe_pickle import check_file
+from .torch_legacy import TORCH_LEGACY_MAGIC
 
 INSTALL_HINT = "pip install 'styleclip_jax[convert]'"
 
@@ -114,6 +117,58 @@ def _check_zip(path: pathlib.Path, what: str) -> None:
                                     f"of {path.stat().st_size} bytes; torch.save writes stored entries only")
 
 
+class _Inert(dict):
+    """What every global of a ``.pt`` pickle resolves to during the pre-scan: calling, creating or
+    building it does nothing (nothing from the file is imported or run; torch decides later what it
+    accepts)."""
+
+    _accepts_state = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def __setstate__(self, state):
+        pass
+
+
+class _AnyGlobal(dict):
+    def get(self, key, default=None):
+        return _Inert
+
+
+_ANY_GLOBAL = _AnyGlobal()
+
+
+def _prescan(path: pathlib.Path, what: str) -> None:
+    """Read the object pickle(s) of a ``.pt`` with :mod:`safe_pickle` and inert stand-ins before torch does,
+    so that the file's bounds (declared sizes, nesting depth, object count, plain dict keys: no quadratic
+    dict insertion) hold on the ``.pt`` path too."""
+    size = path.stat().st_size
+    where = f"in the {what}"
+    budget = safe_pickle.BUDGET_FACTOR * size + safe_pickle.BUDGET_SLACK
+
+    def scan(f):
+        return safe_pickle.load(f, path, _ANY_GLOBAL, where, budget=budget, persistent_load=lambda pid: _Inert(),
+                                what="pickle")
+
+    with open(path, "rb") as f:
+        zipped = f.read(2) == b"PK"
+    if zipped:
+        with zipfile.ZipFile(path) as z:
+            names = [i for i in z.infolist() if i.filename.endswith("/data.pkl") and i.filename.count("/") == 1]
+            if len(names) != 1:
+                raise CheckpointFormatError(f"{path}: not a readable {what} (a zip archive without one "
+                                            "<name>/data.pkl record)")
+            data = z.read(names[0])
+        scan(safe_pickle.BoundedReader(io.BytesIO(data), len(data), path))
+    else:  # legacy torch.save: magic number, protocol, sys info, the object pickle (then keys and raw data)
+        with open(path, "rb") as f:
+            reader = safe_pickle.BoundedReader(f, size, path)
+            if scan(reader) == TORCH_LEGACY_MAGIC:
+                for _ in range(3):
+                    scan(reader)
+
+
 def _check_tensor(t, name: str, path) -> None:
     """Refuse a tensor that is not a plain dense tensor, or that views more elements than its storage holds."""
     torch = require_torch(path)
@@ -140,6 +195,7 @@ def load(path, what: str = "checkpoint", safe_globals: Sequence[Any] = ()) -> An
         raise CheckpointFormatError(f"{path}: {what} is empty (0 bytes)")
     torch = require_torch(path, what)
     _check_zip(path, what)
+    _prescan(path, what)
     try:
         ctx = getattr(torch.serialization, "safe_globals", None)
         if ctx is not None and safe_globals:
