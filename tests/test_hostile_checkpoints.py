@@ -310,6 +310,21 @@ def test_object_count_bound(monkeypatch):
         safe_pickle.load(__import__("io").BytesIO(data), "mem", {}, "here", budget=MB)
 
 
+def test_build_and_newobj_only_on_data_stand_ins():
+    """BUILD may not set attributes of an allowed function (e.g. its __defaults__ for later loads), NEWOBJ may not
+    create an object without its constructor's checks."""
+    def load(data):
+        return safe_pickle.load(__import__("io").BytesIO(data), "mem", nvlabs.NETWORK_GLOBALS, "here", budget=MB)
+
+    build_on_function = b"\x80\x02cnumpy.core.multiarray\nscalar\n}X\x0c\x00\x00\x00__defaults__(K\x01tsb."
+    with pytest.raises(CheckpointFormatError, match="mem: unexpected state record for a function here"):
+        load(build_on_function)
+    with pytest.raises(CheckpointFormatError, match="unexpected object creation"):
+        load(b"\x80\x02cnumpy\ndtype\n)\x81.")
+    with pytest.raises(CheckpointFormatError, match="dict key or set item of type tuple"):
+        load(b"\x80\x02}(K\x01K\x02\x86Nu.")
+
+
 def test_allow_list_is_data_only():
     """The network allow-list holds no builtin that can allocate or call freely."""
     names = {f"{m}.{n}" for m, n in nvlabs.NETWORK_GLOBALS}

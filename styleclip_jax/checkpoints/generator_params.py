@@ -49,7 +49,7 @@ def validate_resolution(res, source: str) -> int:
     return res
 
 
-def _expected_shapes(config: dict) -> dict[str, tuple]:
+def _model_shapes(config: dict) -> dict[str, tuple]:
     from ..models.generator import GeneratorConfig, param_shapes  # jax is imported only when checking
 
     try:
@@ -62,7 +62,7 @@ def _expected_shapes(config: dict) -> dict[str, tuple]:
 def check_layout(flat: Mapping[str, np.ndarray], config: dict, source: str) -> None:
     """Raise if ``flat`` does not hold exactly the parameters (names and shapes) ``config`` implies."""
     try:
-        expected = _expected_shapes(config)
+        expected = _model_shapes(config)
     except CheckpointFormatError as e:
         raise CheckpointFormatError(f"{source}: {e}") from None
     missing = [k for k in expected if k not in flat]
