@@ -325,6 +325,24 @@ def test_build_and_newobj_only_on_data_stand_ins():
         load(b"\x80\x02}(K\x01K\x02\x86Nu.")
 
 
+@pytest.mark.parametrize("zipped", [True, False])
+def test_bounded_pt_reader_accepts_real_torch_saves(tmp_path, zipped):
+    """The pre-scan and graph checks accept what torch.save writes for a training checkpoint (state dicts with
+    _metadata, an argparse Namespace, optimizer state with int keys), in the zip and the legacy format."""
+    torch = pytest.importorskip("torch")
+    import argparse
+
+    m = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Conv2d(2, 2, 3))
+    obj = {"g_ema": m.state_dict(), "latent_avg": torch.randn(4), "args": argparse.Namespace(size=256),
+           "g_optim": torch.optim.Adam(m.parameters()).state_dict()}
+    path = tmp_path / "ckpt.pt"
+    torch.save(obj, path, _use_new_zipfile_serialization=zipped)
+    out = torch_pt.load(path, "test checkpoint", safe_globals=[argparse.Namespace])
+    assert list(out["g_ema"]) == list(obj["g_ema"]) and out["args"].size == 256
+    for k, v in obj["g_ema"].items():
+        np.testing.assert_array_equal(torch_pt.to_numpy(out["g_ema"][k], k, path), v.numpy())
+
+
 def test_allow_list_is_data_only():
     """The network allow-list holds no builtin that can allocate or call freely."""
     names = {f"{m}.{n}" for m, n in nvlabs.NETWORK_GLOBALS}
