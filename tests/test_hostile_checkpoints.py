@@ -1,13 +1,15 @@
 """Hostile checkpoints: every reader fails fast, in bounded memory, with the package's own one-line error.
 
-Each hostile file is generated here from pickle opcodes (a valid minimal network pickle or torch zip
-plus a few hundred bytes): memory bombs (bytearray(n), a stride-0 tensor declaring 16384 x 16384
-elements over one float, storages and byte strings larger than the file, a 2^31 memo index, repeated
-set(list) copies), cost bombs (shared sub-lists and shared `_modules` records 40 levels deep), a list
+Each hostile file is generated here from pickle opcodes (a valid minimal network pickle or torch file
+plus some bytes): memory bombs (bytearray(n) global and opcode, a stride-0 tensor declaring
+16384 x 16384 elements over one float, storages and byte strings larger than the file, a 2^31 memo
+index, repeated set(list) copies, a legacy .pt storage of 2^31 floats, a deflate bomb), cost bombs
+(shared sub-lists and shared `_modules` records 10-40 levels deep, 30000 dict keys with one hash), lists
 nested 5000 deep, and code execution. They are loaded in one subprocess after a normal load, which
 reports for each file the error, the seconds and the peak RSS (``ru_maxrss``); the test asserts the
 package's error naming the file, < 5 s, < 256 MB above the normal load's peak, and no marker file.
-The converter scripts are run on refused, empty and random files and a misspelled flag.
+Also: loaders never pass on advice to load unsafely (defect 3), and the converter scripts answer
+refused, empty and random files and a misspelled flag with one line and a non-zero exit.
 """
 import json
 import os
