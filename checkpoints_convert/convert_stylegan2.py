@@ -12,63 +12,52 @@ Example:
 
 The destination holds an orbax checkpoint of the params plus config.json (with
 "kind": "stylegan2_generator"); load it with styleclip_jax.checkpoints.stylegan2.load_generator_arrays(dst).
+A bad file or flag prints one line ``error: <file or flag>: <what>`` and exits non-zero (``--debug``
+shows the traceback).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import pathlib
 import sys
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _cli  # noqa: E402
+
+sys.path.pop(0)
+
 
 def _import_package():
-    try:
-        import styleclip_jax  # noqa: F401
-    except ImportError:  # running from a source checkout without installing
-        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    _cli.use_checkout()
     from styleclip_jax import checkpoints
-    from styleclip_jax.checkpoints import stylegan2 as torch_io
-    return checkpoints, torch_io
+    from styleclip_jax.checkpoints import stylegan2
+    return checkpoints, stylegan2
 
 
 def convert(src, dst, *, network: str = "G_ema", overwrite: bool = False, fmt: str | None = None):
     """Convert ``src`` into the checkpoint directory ``dst``; returns ``(params, config)``."""
-    checkpoints, torch_io = _import_package()
+    checkpoints, stylegan2 = _import_package()
     src = pathlib.Path(src)
-    fmt = fmt or torch_io.detect_format(src)
+    fmt = fmt or stylegan2.detect_format(src)
     if fmt == "nvlabs_pkl":
-        sd, kwargs = torch_io.read_nvlabs_pkl(src, key=network)
-        params, config = torch_io.nvlabs_to_params(sd, kwargs, source=f"{src} [{network}]")
+        sd, kwargs = stylegan2.read_nvlabs_pkl(src, key=network)
+        params, config = stylegan2.nvlabs_to_params(sd, kwargs, source=f"{src} [{network}]")
         extra = {"source_file": src.name, "source_format": fmt, "network": network,
                  "init_kwargs": kwargs}
     elif fmt == "rosinality_pt":
-        sd, latent_avg = torch_io.read_rosinality_pt(src)
-        params, config = torch_io.rosinality_to_params(sd, latent_avg, source=str(src))
+        sd, latent_avg = stylegan2.read_rosinality_pt(src)
+        params, config = stylegan2.rosinality_to_params(sd, latent_avg, source=str(src))
         extra = {"source_file": src.name, "source_format": fmt}
     else:
-        raise SystemExit(f"error: {src}: expected an NVlabs .pkl or a rosinality .pt/.pth file, got {fmt!r}")
+        raise checkpoints.CheckpointFormatError(f"{src}: expected an NVlabs .pkl or a rosinality .pt/.pth file, "
+                                                f"got a {fmt!r} folder (it is already converted)")
     config = dict(config, kind="stylegan2_generator")
     checkpoints.save_params(dst, params, config, extra=extra, overwrite=overwrite)
     return params, config
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--src", required=True, help="NVlabs .pkl or rosinality .pt/.pth checkpoint")
-    ap.add_argument("--dst", required=True, help="output checkpoint directory (must not exist)")
-    ap.add_argument("--format", choices=["nvlabs_pkl", "rosinality_pt"], default=None,
-                    help="override the detected source format")
-    ap.add_argument("--network", default="G_ema", help="network of an NVlabs snapshot to convert (default G_ema)")
-    ap.add_argument("--overwrite", action="store_true", help="replace --dst if it exists")
-    args = ap.parse_args(argv)
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    checkpoints, _ = _import_package()
-    try:
-        params, config = convert(args.src, args.dst, network=args.network, overwrite=args.overwrite,
-                                 fmt=args.format)
-    except (checkpoints.CheckpointError, FileExistsError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+def _report(args) -> int:
+    params, config = convert(args.src, args.dst, network=args.network, overwrite=args.overwrite, fmt=args.format)
     flat = []
 
     def walk(tree):
@@ -83,6 +72,19 @@ def main(argv=None) -> int:
           f"conv_clamp {config['conv_clamp']}")
     print(f"  {len(flat)} arrays, {n_values:,} values")
     return 0
+
+
+def main(argv=None) -> int:
+    ap = _cli.Parser(description=__doc__.split("\n")[0])
+    ap.add_argument("--src", required=True, help="NVlabs .pkl or rosinality .pt/.pth checkpoint")
+    ap.add_argument("--dst", required=True, help="output checkpoint directory (must not exist)")
+    ap.add_argument("--format", choices=["nvlabs_pkl", "rosinality_pt"], default=None,
+                    help="override the detected source format")
+    ap.add_argument("--network", default="G_ema", help="network of an NVlabs snapshot to convert (default G_ema)")
+    ap.add_argument("--overwrite", action="store_true", help="replace --dst if it exists")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    return _cli.run(_report, args, args.src)
 
 
 if __name__ == "__main__":

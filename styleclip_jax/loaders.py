@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import pathlib
 
+from .errors import CheckpointNotFoundError
 from .models.generator import Generator, GeneratorConfig, check_params
 
 from .shipped import SHAPES_GENERATOR, SHAPES_GLOBAL_DIRECTION as SHIPPED_GD  # noqa: F401
@@ -12,11 +13,11 @@ from .shipped import SHAPES_GENERATOR, SHAPES_GLOBAL_DIRECTION as SHIPPED_GD  # 
 def resolve_generator_path(path) -> pathlib.Path:
     if str(path) == "shapes":
         if not SHAPES_GENERATOR.is_dir():
-            raise FileNotFoundError(f"the shipped shapes generator is missing: expected a folder at {SHAPES_GENERATOR}")
+            raise CheckpointNotFoundError(f"the shipped shapes generator is missing: expected a folder at {SHAPES_GENERATOR}")
         return SHAPES_GENERATOR
     p = pathlib.Path(os.path.expanduser(str(path)))
     if not p.exists():
-        raise FileNotFoundError(f"generator checkpoint {p} does not exist (expected an NVlabs .pkl, a rosinality "
+        raise CheckpointNotFoundError(f"generator checkpoint {p} does not exist (expected an NVlabs .pkl, a rosinality "
                                 f".pt, a folder written by checkpoints_convert/convert_stylegan2.py, or 'shapes')")
     return p
 
@@ -29,9 +30,9 @@ def load_generator(path="shapes") -> Generator:
     needs torch), a folder written by `checkpoints_convert/convert_stylegan2.py` (no torch), or
     "shapes" for the tiny generator shipped with the package.
     """
-    from .checkpoints import stylegan2 as torch_io  # torch is imported lazily inside, only for .pt files
+    from .checkpoints import stylegan2  # torch is imported lazily inside, only for .pt files
     p = resolve_generator_path(path)
-    params, config = torch_io.load_generator_arrays(p)
+    params, config = stylegan2.load_generator_arrays(p)
     cfg = GeneratorConfig.from_dict(config)
     check_params(params, cfg, where=str(p))
     import jax.numpy as jnp

@@ -1,4 +1,5 @@
-"""Tests of styleclip_jax.checkpoints.stylegan2: safe NVlabs pickle reading, rosinality mapping, converter script."""
+"""Tests of the StyleGAN2 checkpoint readers (checkpoints/stylegan2.py dispatch, nvlabs.py, rosinality.py,
+safe_pickle.py, torch_legacy.py): safe NVlabs pickle reading, rosinality mapping, converter script."""
 import collections
 import importlib.util
 import io
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from styleclip_jax import checkpoints
+from styleclip_jax.checkpoints import nvlabs as nvlabs_reader, safe_pickle
 from styleclip_jax.checkpoints import stylegan2 as torch_io
 from styleclip_jax.checkpoints import CheckpointFormatError, CheckpointNotFoundError, UnsafeCheckpointError
 
@@ -74,6 +76,11 @@ def _affine(layer, w):
     a = layer["affine"]
     weight = a["weight"].astype(np.float64)
     return w.astype(np.float64) @ (weight / np.sqrt(weight.shape[1])).T + a["bias"].astype(np.float64)
+
+
+def _unpickle(data: bytes):
+    """Load bytes with the network-pickle allow-list, as read_nvlabs_pkl does."""
+    return safe_pickle.load(io.BytesIO(data), "mem", nvlabs_reader.NETWORK_GLOBALS, "in memory", budget=10 * len(data) + 4096)
 
 
 # Minimal pickle-opcode writer, used to craft hostile and edge-case files by hand.
@@ -226,7 +233,7 @@ def test_storage_parser_matches_torch_for_dtypes_and_views():
            "bool": torch.tensor([True, False]), "bf16": torch.randn(4).bfloat16(),
            "transposed": base.t(), "slice": base[1:3, 2:5], "scalar": torch.tensor(3.5), "base": base,
            "param": torch.nn.Parameter(torch.randn(2, 2)), "empty": torch.zeros(0, 3)}
-    out = torch_io._NetworkPickleUnpickler(io.BytesIO(pickle.dumps(obj, protocol=4)), "mem").load()
+    out = _unpickle(pickle.dumps(obj, protocol=4))
     for k, t in obj.items():
         ref = t.detach().float().numpy() if t.dtype == torch.bfloat16 else t.detach().numpy()
         got = out[k].array
@@ -238,7 +245,7 @@ def test_numpy_values_in_pickles_are_data_only():
     obj = {"s": np.float64(0.125), "i": np.int32(-3), "a": np.arange(6, dtype=">f4").reshape(2, 3),
            "f": np.asfortranarray(np.arange(6, dtype=np.int16).reshape(2, 3))}
     for protocol in (2, 4):
-        out = torch_io._NetworkPickleUnpickler(io.BytesIO(pickle.dumps(obj, protocol=protocol)), "mem").load()
+        out = _unpickle(pickle.dumps(obj, protocol=protocol))
         assert out["s"] == 0.125 and out["s"].dtype == np.float64 and out["i"] == -3
         for k in ("a", "f"):
             np.testing.assert_array_equal(out[k].value, obj[k])
@@ -246,7 +253,7 @@ def test_numpy_values_in_pickles_are_data_only():
     # object arrays / object dtypes (whose state could smuggle pointers) are refused
     for hostile in (np.array([1, "x"], dtype=object), np.dtype("O")):
         with pytest.raises(CheckpointFormatError, match="not a plain numeric type"):
-            torch_io._NetworkPickleUnpickler(io.BytesIO(pickle.dumps(hostile, protocol=4)), "mem").load()
+            _unpickle(pickle.dumps(hostile, protocol=4))
 
 
 def test_hand_made_network_pickle_roundtrip(tmp_path):
@@ -319,6 +326,10 @@ def test_refuses_payload_inside_persistent_record_and_storage_bytes(tmp_path):
 def test_rejects_out_of_bounds_tensor_and_bad_counts(tmp_path):
     path = tmp_path / "oob.pkl"
     path.write_bytes(_network_pickle({"w": _tensor(_storage_blob(np.zeros(4)), 0, (1000,), (1,))}))
+    with pytest.raises(CheckpointFormatError, match="declares 1000 elements but its storage holds 4") as info:
+        torch_io.read_nvlabs_pkl(path)
+    assert str(path) in str(info.value)
+    path.write_bytes(_network_pickle({"w": _tensor(_storage_blob(np.zeros(4)), 0, (3,), (2,))}))
     with pytest.raises(CheckpointFormatError, match="past the end of its storage") as info:
         torch_io.read_nvlabs_pkl(path)
     assert str(path) in str(info.value)

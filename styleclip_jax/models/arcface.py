@@ -404,15 +404,10 @@ def _num_layers_from_params(params: Params) -> int:
 
 
 def load_torch_state_dict(path) -> Dict[str, Any]:
-    """torch.load(path, map_location='cpu', weights_only=True) with clear errors."""
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(f"reading {path} needs PyTorch: pip install 'styleclip_jax[convert]'") from e
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointFormatError(f"{path}: cannot be read as a PyTorch checkpoint ({type(e).__name__}: {e})") from e
+    """``model_ir_se50.pth`` through the one ``.pt`` reader (``checkpoints.torch_pt``: weights only, bounded)."""
+    from ..checkpoints import torch_pt
+
+    return torch_pt.load(path, "IR-SE50 checkpoint (.pth)")
 
 
 # --------------------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..errors import CheckpointFormatError
+
 __all__ = [
     "MapperConfig",
     "FFHQ1024_STYLESPACE_DIMS",
@@ -344,33 +346,35 @@ def read_styleclip_mapper_pt(path, pixelnorm_axis: str = "rows", return_info: bo
       ``{"opts": dict, "num_mapper_tensors": int, "num_decoder_tensors": int,
       "num_decoder_values": int, "other_keys": list}``.
     """
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover
-        raise ImportError("reading official .pt mapper checkpoints needs torch "
-                          "(pip install 'styleclip_jax[convert]')") from e
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"could not load {path} with torch.load(weights_only=True): {e}") from e
-    if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: expected a dict with 'state_dict' (and 'opts'), got "
-                         f"{type(ckpt).__name__} with keys {list(ckpt)[:5] if isinstance(ckpt, Mapping) else ''}")
+    from ..checkpoints import torch_pt
+
+    ckpt = torch_pt.load(path, "StyleCLIP mapper checkpoint (.pt)")
+    if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping):
+        got = f"keys {torch_pt.key_summary(ckpt)}" if isinstance(ckpt, Mapping) else f"a {type(ckpt).__name__}"
+        raise CheckpointFormatError(f"{path}: expected a dict with 'state_dict' (and 'opts'), got {got}")
     sd = ckpt["state_dict"]
-    opts = dict(ckpt.get("opts") or {})
+    opts = ckpt.get("opts") or {}
+    if not isinstance(opts, Mapping):
+        raise CheckpointFormatError(f"{path}: 'opts' is a {type(opts).__name__}, expected a dict")
+    opts = dict(opts)
     mapper_sd, n_dec, n_dec_values, other = {}, 0, 0, []
     for k, v in sd.items():
+        k = str(k)
         if k.startswith("mapper."):
-            mapper_sd[k[len("mapper."):]] = v.detach().cpu().float().numpy()
+            mapper_sd[k[len("mapper."):]] = torch_pt.to_numpy(v, k, path).astype(np.float32)
         elif k.startswith("decoder."):
             n_dec += 1
-            n_dec_values += int(v.numel())
+            n_dec_values += int(getattr(v, "numel", lambda: 0)())
         else:
-            other.append(k)
+            other.append(k[:100])
     if not mapper_sd:
-        raise ValueError(f"{path}: no 'mapper.*' tensors in state_dict")
-    config = config_from_opts(opts, mapper_sd, pixelnorm_axis)
-    params = params_from_state_dict(mapper_sd, config)
+        raise CheckpointFormatError(f"{path}: no 'mapper.*' tensors in state_dict")
+    try:
+        config = config_from_opts(opts, mapper_sd, pixelnorm_axis)
+        params = params_from_state_dict(mapper_sd, config)
+    except (KeyError, ValueError, TypeError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        raise CheckpointFormatError(f"{path}: not a StyleCLIP mapper this package can read ({msg})") from None
     if return_info:
         info = {"opts": opts, "num_mapper_tensors": len(mapper_sd), "num_decoder_tensors": n_dec,
                 "num_decoder_values": n_dec_values, "other_keys": other}
