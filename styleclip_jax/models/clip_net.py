@@ -172,7 +172,7 @@ def init_params(seed: int, cfg: Config, std: float = 0.02) -> dict:
             return np.ones(shape, np.float32)
         if name == "bias":
             return np.zeros(shape, np.float32)
-        return (std * rng.standard_normal(shape)).astype(np.float32)
+        return std * rng.standard_normal(shape, dtype=np.float32)
 
     return jax.tree_util.tree_map_with_path(fill, param_shapes(cfg), is_leaf=_is_shape)
 
