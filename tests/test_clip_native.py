@@ -200,6 +200,22 @@ def test_hub_name_from_local_cache(formats, tmp_path, monkeypatch):
     with pytest.raises(C.CLIPLoadError, match="huggingface-cli download someone/other-clip") as err:
         C.load_clip("someone/other-clip", local_files_only=True)
     assert err.value.__cause__ is None and "model.safetensors" in str(err.value)
+    # not cached, hub reachable: config, tokenizer files and the first weight file the repo has are fetched
+    hub = pytest.importorskip("huggingface_hub")
+    fetched = []
+
+    def fake_download(repo_id, filename):
+        src = formats["bin"] / filename
+        if not src.is_file():
+            raise FileNotFoundError(filename)
+        fetched.append(filename)
+        (tmp_path / "dl").mkdir(exist_ok=True)
+        return str(shutil.copy(src, tmp_path / "dl" / filename))
+
+    monkeypatch.setattr(hf_clip, "hub_reachable", lambda: True)
+    monkeypatch.setattr(hub, "hf_hub_download", fake_download)
+    assert C.load_clip("someone/other-clip").fingerprint() == clip.fingerprint()
+    assert fetched[0] == "config.json" and fetched[-1] == "pytorch_model.bin" and "vocab.json" in fetched
 
 
 # --------------------------------------------------------------------------------------------------

@@ -162,3 +162,14 @@ def test_real_openai_vocabulary_when_cached(tmp_path):
     ours = T.BPETokenizer.from_folder(tmp_path)
     _assert_same(ours, transformers.CLIPTokenizer.from_pretrained(tmp_path), _texts() + SLOW_ONLY)
     _assert_same(ours, transformers.CLIPTokenizerFast.from_pretrained(snap), _texts())
+
+
+def test_shapes_tokenizer_files_rebuilt_without_transformers(tmp_path):
+    """shapes.tokenizer.write_tokenizer (no transformers) reproduces the shipped files byte for byte."""
+    from styleclip_jax.shapes import tokenizer as shapes_tokenizer
+    from styleclip_jax.shipped import SHAPES_CLIP
+
+    tok = shapes_tokenizer.write_tokenizer(tmp_path)
+    assert isinstance(tok, T.BPETokenizer) and len(tok) == shapes_tokenizer.vocab_size()
+    for name in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):
+        assert (tmp_path / name).read_bytes() == (SHAPES_CLIP / name).read_bytes(), name
