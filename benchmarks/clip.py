@@ -122,7 +122,8 @@ def main(argv=None):
 
     for size in sizes:
         x = jax.random.uniform(jax.random.PRNGKey(size), (args.batch, size, size, 3), jnp.float32, -1.0, 1.0)
-        fns = {n: jax.jit(functools.partial(C.image_features, module=m, preprocess=args.preprocess)) for n, m in mods.items()}
+        fns = {n: jax.jit(functools.partial(C.image_features, module=m, preprocess=args.preprocess))
+               for n, m in mods.items()}
         report(f"images {size}px", _bench(fns, params, (x,), args.batch, args.rounds), args.batch)
 
     rng = np.random.default_rng(0)

@@ -50,10 +50,12 @@ def check_folder(folder: pathlib.Path, label: str) -> None:
         missing.append("config.json")
     if not any(_weight_file(folder, f) for f in WEIGHT_FILES):
         missing.append(" or ".join(WEIGHT_FILES))
-    if not ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()) and not (folder / "tokenizer.json").is_file():
+    has_bpe = (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()
+    if not has_bpe and not (folder / "tokenizer.json").is_file():
         missing.append("vocab.json + merges.txt (or tokenizer.json)")
     if missing:
-        raise CLIPLoadError(f"CLIP folder {label} ({folder}) is missing: {'; '.join(missing)}. It needs {NEEDED_FILES}.")
+        raise CLIPLoadError(f"CLIP folder {label} ({folder}) is missing: {'; '.join(missing)}. "
+                            f"It needs {NEEDED_FILES}.")
 
 
 def looks_like_path(name: str) -> bool:
@@ -173,8 +175,11 @@ def read_config(folder: pathlib.Path) -> Config:
         d = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CLIPLoadError(f"{path}: not a readable JSON file ({type(e).__name__}: {e})") from None
-    if not isinstance(d, dict) or (d.get("model_type") not in (None, "clip")) or "vision_config" not in d and "vision_config_dict" not in d:
-        raise CLIPLoadError(f"{path}: not a CLIP config (expected model_type 'clip' with text_config and vision_config)")
+    is_clip = isinstance(d, dict) and d.get("model_type") in (None, "clip") and ("vision_config" in d
+                                                                               or "vision_config_dict" in d)
+    if not is_clip:
+        raise CLIPLoadError(f"{path}: not a CLIP config (expected model_type 'clip' with text_config and "
+                            "vision_config)")
     try:
         return Config.from_dict(d)
     except (TypeError, ValueError) as e:
@@ -248,8 +253,9 @@ def _check_tree(params: dict, cfg: Config, source: pathlib.Path) -> dict:
             return a.astype(np.float32) if np.issubdtype(a.dtype, np.floating) or a.dtype.kind == "V" else a
         missing = [k for k in s if not isinstance(p, dict) or k not in p]
         if missing:
-            raise CLIPLoadError(f"{source}: missing CLIP weights {', '.join(f'{prefix}.{k}'.lstrip('.') for k in missing[:4])}"
-                                f"{' ...' if len(missing) > 4 else ''} (is this a CLIPModel checkpoint for this config.json?)")
+            names = ", ".join(f"{prefix}.{k}".lstrip(".") for k in missing[:4]) + (" ..." if len(missing) > 4 else "")
+            raise CLIPLoadError(f"{source}: missing CLIP weights {names} "
+                                "(is this a CLIPModel checkpoint for this config.json?)")
         return {k: walk(p[k], s[k], f"{prefix}.{k}".lstrip(".")) for k in s}
 
     return walk(params, param_shapes(cfg), "")

@@ -487,7 +487,8 @@ def _check_consistency(config, tokenizer, label: str) -> None:
             f"CLIP {label}: text_config.eos_token_id={tc.eos_token_id} but the tokenizer's eos id is {eos}"
         )
     if len(tokenizer) > tc.vocab_size:
-        raise CLIPLoadError(f"CLIP {label}: tokenizer has {len(tokenizer)} tokens but the model vocab_size is {tc.vocab_size}")
+        raise CLIPLoadError(f"CLIP {label}: tokenizer has {len(tokenizer)} tokens but the model vocab_size is "
+                            f"{tc.vocab_size}")
 
 
 def _load_native(folder: pathlib.Path, from_pt: bool | None):

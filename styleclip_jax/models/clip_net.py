@@ -223,7 +223,8 @@ def encode_image(params: Any, pixels: jax.Array, cfg: Config) -> jax.Array:
     v = cfg.vision_config
     n, h, w, c = pixels.shape
     if (h, w, c) != (v.image_size, v.image_size, v.num_channels):
-        raise ValueError(f"CLIP pixels must be (N, {v.image_size}, {v.image_size}, {v.num_channels}), got {pixels.shape}")
+        raise ValueError(f"CLIP pixels must be (N, {v.image_size}, {v.image_size}, {v.num_channels}), "
+                         f"got {pixels.shape}")
     p, vp = v.patch_size, params["vision_model"]
     emb = vp["embeddings"]
     g = h // p

@@ -45,7 +45,7 @@ _DEFAULT_SPECIALS = {"unk_token": "<|endoftext|>", "bos_token": "<|startoftext|>
 @functools.lru_cache(maxsize=1)
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible map from the 256 byte values to printable characters."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -56,9 +56,12 @@ def bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, map(chr, cs)))
 
 
+_CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
+        (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))  # transformers' BasicTokenizer ranges
+
+
 def _is_cjk(cp: int) -> bool:
-    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF or 0x2A700 <= cp <= 0x2B73F
-            or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+    return any(lo <= cp <= hi for lo, hi in _CJK)
 
 
 def clean_text(text: str) -> str:
@@ -131,7 +134,7 @@ class BPETokenizer:
         self.ranks = {tuple(m): i for i, m in enumerate(merges)}
         self.added = dict(added_tokens or {})
         self.unk_token, self.bos_token, self.eos_token, self.pad_token = unk_token, bos_token, eos_token, pad_token
-        for tok in (unk_token, bos_token, eos_token, pad_token):  # as HF: a special token missing from the vocab is added
+        for tok in (unk_token, bos_token, eos_token, pad_token):  # as HF: a special token not in the vocab is added
             if tok not in self.encoder and tok not in self.added:
                 self.added[tok] = len(self.encoder) + len(self.added)
         self.model_max_length = int(model_max_length)

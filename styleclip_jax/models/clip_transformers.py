@@ -53,7 +53,8 @@ def load(name: str, folder: pathlib.Path | None, dtype, local_files_only: bool, 
         from transformers import FlaxCLIPModel  # noqa: F401 - gone in transformers 5
     except Exception as e:  # noqa: BLE001
         raise CLIPLoadError(f"backend='transformers' needs transformers 4.x with Flax support (pip install "
-                            f"'styleclip_jax[transformers]'): {type(e).__name__}: {e}; or use backend='native'") from None
+                            f"'styleclip_jax[transformers]'): {type(e).__name__}: {e}; or use backend='native'"
+                            ) from None
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
@@ -64,7 +65,8 @@ def load(name: str, folder: pathlib.Path | None, dtype, local_files_only: bool, 
                 model, params = _load_model(str(folder), dtype, from_pt)
                 return model, _load_tokenizer(str(folder)), params
             except Exception as e:  # noqa: BLE001
-                raise CLIPLoadError(f"could not load CLIP from {folder}: {e}. The folder needs {NEEDED_FILES}") from None
+                raise CLIPLoadError(f"could not load CLIP from {folder}: {e}. "
+                                    f"The folder needs {NEEDED_FILES}") from None
         attempts = [True] if local_files_only or not hub_reachable() else [True, False]
         errors = []
         for local_only in attempts:
