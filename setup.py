@@ -2,6 +2,9 @@
 from setuptools import find_packages, setup
 
 CONVERT = ["torch>=2.1"]  # CPU build is enough; only the converters and tests import it.
+# Optional FlaxCLIPModel backend (load_clip(..., backend="transformers")): transformers 5 removed the Flax
+# model classes. The default native CLIP needs neither transformers nor torch.
+TRANSFORMERS = ["transformers>=4.40,<5"]
 
 setup(
     name="styleclip_jax",
@@ -16,9 +19,7 @@ setup(
         "flax>=0.8",
         "optax>=0.2.2",
         "orbax-checkpoint>=0.5",
-        # transformers v5 removed the Flax model classes (FlaxCLIPModel); all CLIP use lives in
-        # styleclip_jax/clip.py and needs the 4.x line.
-        "transformers<5,>=4.40",
+        "safetensors>=0.4",  # native CLIP weights (model.safetensors) through safetensors.numpy
         "numpy>=1.24",
         "pillow>=9",
         "absl-py>=1.0",
@@ -27,6 +28,7 @@ setup(
     ],
     extras_require={
         "convert": CONVERT,
-        "test": CONVERT + ["pytest>=7"],
+        "transformers": TRANSFORMERS,
+        "test": CONVERT + TRANSFORMERS + ["pytest>=7"],  # the parity tests compare with FlaxCLIPModel
     },
 )

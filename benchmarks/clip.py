@@ -1,12 +1,18 @@
-"""CLIP image-embedding throughput of styleclip_jax.clip on whatever device JAX sees.
+"""CLIP throughput, native backend vs transformers' FlaxCLIPModel, on whatever device JAX sees.
 
-Builds a ViT-B/32-shaped FlaxCLIPModel with random weights from its config (no download), jits
-``image_features(params, images)`` (StyleCLIP pre-processing from a generator-sized image, then
-ViT-B/32, projection and L2 normalisation) with the parameters as arguments, and prints a table of
-images/s and GFLOP/image from XLA's cost analysis. No assertions on time.
+Builds one ViT-B/32-shaped parameter tree with random weights (``clip_net.init_params``, no download) and
+runs it through both modules (the FlaxCLIPModel backend only when transformers 4.x is installed), jitted
+with the parameters as arguments:
+
+* images: ``image_features(params, images)`` -- StyleCLIP pre-processing from a generator-sized image,
+  the ViT, projection and L2 normalisation -> images/s;
+* texts: ``raw_text_features(params, ids, mask)`` on 77-token sequences -> texts/s.
+
+Timed rounds alternate between the backends (so a busy machine slows both alike) and the table gives the
+median time per batch; GFLOP per item is XLA's cost analysis. No assertions on time.
 
     python benchmarks/clip.py                    # small defaults on CPU, batch 64 on an accelerator
-    python benchmarks/clip.py --batch 64 --iters 20 --sizes 256,1024 --preprocess official
+    python benchmarks/clip.py --batch 8 --text-batch 32 --rounds 10 --sizes 256,1024 --backends native
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import argparse
 import functools
 import os
 import pathlib
+import statistics
 import sys
 import time
 
@@ -24,32 +31,23 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from styleclip_jax.models import clip as C  # noqa: E402
+from styleclip_jax.models import clip_net as N  # noqa: E402
 
 
-def vit_b32_random(seed: int = 0):
-    """(FlaxCLIPModel without params, params) shaped like openai/clip-vit-base-patch32, random weights."""
-    from transformers import CLIPConfig, FlaxCLIPModel
-
-    cfg = CLIPConfig(
-        text_config=dict(vocab_size=49408, hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-                         num_attention_heads=8, max_position_embeddings=77),
-        vision_config=dict(image_size=224, patch_size=32, hidden_size=768, intermediate_size=3072,
-                           num_hidden_layers=12, num_attention_heads=12),
-        projection_dim=512,
-    )
-    model = FlaxCLIPModel(cfg, _do_init=False)
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):  # host-side fill: a Flax init would compile for a long time on CPU
-        name = jax.tree_util.keystr(path)
-        if "logit_scale" in name:
-            return jnp.full(leaf.shape, np.log(100.0), jnp.float32)
-        if "text_model" in name:  # not used for image embeddings; keep it cheap
-            return jnp.zeros(leaf.shape, leaf.dtype)
-        base = 1.0 if name.endswith("['scale']") else 0.0
-        return jnp.asarray(base + 0.02 * rng.standard_normal(leaf.shape, dtype=np.float32))
-
-    return model, jax.tree_util.tree_map_with_path(fill, model.params_shape_tree)
+def modules(backends):
+    """{name: module} for the requested backends that can be built here."""
+    out = {}
+    for name in backends:
+        if name == "native":
+            out[name] = N.CLIPNet(N.Config())
+        else:
+            try:
+                from transformers import CLIPConfig, FlaxCLIPModel
+            except ImportError as e:
+                print(f"skipping backend 'transformers': {e}")
+                continue
+            out[name] = FlaxCLIPModel(CLIPConfig(), _do_init=False)  # same defaults as N.Config(): ViT-B/32
+    return out
 
 
 def _flops(compiled) -> float:
@@ -59,52 +57,82 @@ def _flops(compiled) -> float:
     return float((ca or {}).get("flops", float("nan")))
 
 
+def _bench(fns, params, args, items, rounds):
+    """fns: {backend: jitted fn}; returns {backend: (compile s, median s/batch, GFLOP/item)}."""
+    compiled, compile_s, gflop = {}, {}, {}
+    for name, fn in fns.items():
+        t0 = time.perf_counter()
+        compiled[name] = fn.lower(params, *args).compile()
+        compile_s[name] = time.perf_counter() - t0
+        gflop[name] = _flops(compiled[name]) / items / 1e9
+        jax.block_until_ready(compiled[name](params, *args))  # warm-up
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name in fns:
+            t0 = time.perf_counter()
+            jax.block_until_ready(compiled[name](params, *args))
+            times[name].append(time.perf_counter() - t0)
+    return {name: (compile_s[name], statistics.median(times[name]), gflop[name]) for name in fns}
+
+
 def main(argv=None):
     on_cpu = jax.default_backend() == "cpu"
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--batch", type=int, default=4 if on_cpu else 64)
-    p.add_argument("--iters", type=int, default=2 if on_cpu else 20)
+    p.add_argument("--batch", type=int, default=4 if on_cpu else 64, help="images per batch")
+    p.add_argument("--text-batch", type=int, default=16 if on_cpu else 256, help="texts per batch")
+    p.add_argument("--rounds", type=int, default=5 if on_cpu else 20)
     p.add_argument("--sizes", default="256" if on_cpu else "256,1024",
                    help="comma-separated generator resolutions (official mode needs multiples of 32)")
     p.add_argument("--preprocess", default="official", choices=C.PREPROCESS_MODES)
+    p.add_argument("--backends", default="native,transformers")
     p.add_argument("--precision", default="default", choices=["default", "high", "highest"],
                    help="jax_default_matmul_precision")
     args = p.parse_args(argv)
-    if args.batch < 1 or args.iters < 1:
-        p.error("--batch and --iters must be >= 1")
+    if min(args.batch, args.text_batch, args.rounds) < 1:
+        p.error("--batch, --text-batch and --rounds must be >= 1")
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s]
     except ValueError:
         p.error(f"--sizes must be comma-separated integers, got {args.sizes!r}")
+    backends = [b for b in args.backends.split(",") if b]
+    if not set(backends) <= set(C.BACKENDS):
+        p.error(f"--backends must name some of {C.BACKENDS}")
     if args.precision != "default":
         jax.config.update("jax_default_matmul_precision", args.precision)
 
     t0 = time.perf_counter()
-    model, params = vit_b32_random()
+    cfg = N.Config()
+    params = jax.tree_util.tree_map(jnp.asarray, N.init_params(0, cfg))
+    params["logit_scale"] = jnp.asarray(np.log(100.0), jnp.float32)
+    mods = modules(backends)
     dev = jax.devices()[0]
     print(f"device: {dev.platform} ({dev.device_kind}), jax {jax.__version__}; ViT-B/32 random weights built in "
-          f"{time.perf_counter() - t0:.1f} s; batch {args.batch}, iters {args.iters}, preprocess {args.preprocess}, "
-          f"matmul precision {args.precision}")
-    fn = jax.jit(functools.partial(C.image_features, module=model, preprocess=args.preprocess))
-
-    header = f"{'input':>11} | {'compile s':>9} | {'ms/batch':>9} | {'images/s':>9} | {'GFLOP/img':>9} | {'TFLOP/s':>8}"
+          f"{time.perf_counter() - t0:.1f} s; image batch {args.batch}, text batch {args.text_batch}, "
+          f"{args.rounds} alternating rounds (median), preprocess {args.preprocess}, matmul precision {args.precision}")
+    header = (f"{'backend':>12} | {'input':>15} | {'compile s':>9} | {'ms/batch':>9} | {'items/s':>9} | "
+              f"{'GFLOP/item':>10} | {'vs native':>9}")
     print(header)
     print("-" * len(header))
+
+    def report(label, res, items):
+        base = res.get("native")
+        for name, (cs, dt, gf) in res.items():
+            rel = f"{base[1] / dt:8.2f}x" if base else ""
+            print(f"{name:>12} | {label:>15} | {cs:9.2f} | {dt * 1e3:9.1f} | {items / dt:9.1f} | {gf:10.2f} | {rel:>9}")
+
     for size in sizes:
         x = jax.random.uniform(jax.random.PRNGKey(size), (args.batch, size, size, 3), jnp.float32, -1.0, 1.0)
-        t0 = time.perf_counter()
-        compiled = fn.lower(params, x).compile()
-        compile_s = time.perf_counter() - t0
-        gflop_img = _flops(compiled) / args.batch / 1e9
-        jax.block_until_ready(compiled(params, x))  # warm-up
-        t0 = time.perf_counter()
-        for _ in range(args.iters):
-            out = compiled(params, x)
-        jax.block_until_ready(out)
-        dt = (time.perf_counter() - t0) / args.iters
-        ips = args.batch / dt
-        print(f"{size:>5}x{size:<5} | {compile_s:9.2f} | {dt * 1e3:9.1f} | {ips:9.1f} | {gflop_img:9.2f} | "
-              f"{gflop_img * ips / 1e3:8.3f}")
+        fns = {n: jax.jit(functools.partial(C.image_features, module=m, preprocess=args.preprocess))
+               for n, m in mods.items()}
+        report(f"images {size}px", _bench(fns, params, (x,), args.batch, args.rounds), args.batch)
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, cfg.text_config.eos_token_id - 1, (args.text_batch, 77)).astype(np.int32)
+    ends = rng.integers(5, 77, args.text_batch)
+    ids[np.arange(args.text_batch), ends] = cfg.text_config.eos_token_id
+    mask = (np.arange(77) <= ends[:, None]).astype(np.int32)
+    fns = {n: jax.jit(functools.partial(C.raw_text_features, module=m)) for n, m in mods.items()}
+    report("texts 77 tok", _bench(fns, params, (ids, mask), args.text_batch, args.rounds), args.text_batch)
 
 
 if __name__ == "__main__":

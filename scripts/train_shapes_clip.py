@@ -1,6 +1,10 @@
 #!/usr/bin/env python
 """Train the tiny shapes-world CLIP (FlaxCLIPModel) and save it with save_pretrained.
 
+Needs the optional transformers 4.x backend (``pip install 'styleclip_jax[transformers]'``) for training;
+the saved folder (config.json + flax_model.msgpack + tokenizer files) is then read by the package's
+native CLIP (``load_clip("shapes")``) with the same parameter tree and fingerprint.
+
 Efficient and bounded: the training set is rendered once into a uint8 array, every distinct caption
 is tokenised once, the train step is one jitted function, and the run stops at a wall-clock budget
 (``--budget-min``, counted across resumes) with checkpoints every few minutes (``--ckpt``; rerunning

@@ -1,8 +1,10 @@
 """styleclip_jax.clip: official CLIP-loss resampling, StyleCLIP loss, text directions and loading.
 
 A tiny random-weight FlaxCLIPModel plus a word-level BPE vocabulary is written to a temp folder and
-loaded back through ``load_clip``; results are compared against transformers' own
-``get_image_features``/``get_text_features``, numpy references and the official fixtures.
+loaded back through ``load_clip`` (native backend, the default); results are compared against transformers'
+own ``get_image_features``/``get_text_features`` and tokenizer (the same folder loaded with
+``backend="transformers"``), numpy references and the official fixtures. tests/test_clip_native.py
+compares the two backends in more depth.
 """
 import json
 import re
@@ -194,6 +196,14 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def ref(tiny):
+    """The same folder through FlaxCLIPModel and transformers' tokenizer (the reference)."""
+    ref = C.load_clip(tiny[0], backend="transformers")
+    assert ref.backend == "transformers" and tiny[1].backend == "native"
+    return ref
+
+
+@pytest.fixture(scope="module")
 def images():
     return jnp.asarray(np.random.default_rng(3).uniform(-1, 1, size=(3, 64, 64, 3)).astype(np.float32))
 
@@ -217,9 +227,9 @@ def test_load_properties(tiny):
     np.testing.assert_allclose(float(clip.logit_scale), np.exp(2.6592), rtol=1e-5)  # HF init value
 
 
-def test_loss_equals_transformers(tiny, images):
+def test_loss_equals_transformers(tiny, ref, images):
     _, clip = tiny
-    fi, ft = _reference_features(clip.module, clip.params, clip.tokenizer, np.asarray(images), _PROMPTS)
+    fi, ft = _reference_features(ref.module, ref.params, ref.tokenizer, np.asarray(images), _PROMPTS)
     fi = fi / np.linalg.norm(fi, axis=1, keepdims=True)
     ft = ft / np.linalg.norm(ft, axis=1, keepdims=True)
     scale = np.exp(np.asarray(clip.params["logit_scale"]))
@@ -254,10 +264,10 @@ def test_grad_jit_vmap(tiny, images):
     np.testing.assert_allclose(np.linalg.norm(np.asarray(emb), axis=-1), 1.0, atol=1e-5)
 
 
-def test_templated_text_direction(tiny):
+def test_templated_text_direction(tiny, ref):
     _, clip = tiny
     templates = C.imagenet_templates()
-    raw = [_reference_text(clip.module, clip.params, clip.tokenizer, [t.format(p) for t in templates]) for p in _PROMPTS]
+    raw = [_reference_text(ref.module, ref.params, ref.tokenizer, [t.format(p) for t in templates]) for p in _PROMPTS]
     ref = []
     for r in raw:  # numpy version of zeroshot_classifier
         r = r / np.linalg.norm(r, axis=1, keepdims=True)
@@ -318,6 +328,9 @@ def test_missing_hub_model_offline(monkeypatch):
     assert "flax_model.msgpack" in str(err.value)
     with pytest.raises(C.CLIPLoadError):
         C.load_clip("not-a-user/not-a-clip-model", local_files_only=True)
+    with pytest.raises(C.CLIPLoadError, match="not-a-user/not-a-clip-model") as err:
+        C.load_clip("not-a-user/not-a-clip-model", backend="transformers")
+    _assert_clean(err)
     assert time.perf_counter() - t0 < 20
 
 

@@ -1,6 +1,11 @@
 """CLIP for StyleCLIP: loading, differentiable image path, the StyleCLIP loss and text directions.
 
-This is the only module of the package that imports ``transformers``. Everything the editing methods
+Two backends compute the same embeddings from the same parameter tree (Hugging Face's Flax CLIP layout):
+``"native"`` (default; ``models/clip_net.py`` + ``models/clip_tokenizer.py``, weights read by
+``checkpoints/hf_clip.py`` -- no transformers, no torch for safetensors/msgpack) and ``"transformers"``
+(``FlaxCLIPModel``, transformers 4.x, ``models/clip_transformers.py``). ``CLIP.module`` is a
+``clip_net.CLIPNet`` or a ``FlaxCLIPModel``; both offer ``config``, ``get_image_features`` and
+``get_text_features``, which is all this module uses. Everything the editing methods
 need is available as pure functions of ``(params, ...)`` so they can be jitted, vmapped, sharded and
 differentiated with the CLIP weights passed as arguments (not baked into the program as constants):
 
@@ -9,7 +14,7 @@ differentiated with the CLIP weights passed as arguments (not baked into the pro
 * :func:`clip_loss` -- StyleCLIP's ``1 - logit / 100`` of shape (N, T);
 * :func:`template_average`, :func:`text_direction_from_embeddings` -- global-direction text maths.
 
-:func:`load_clip` returns a :class:`CLIP` object bundling the Flax model, its tokenizer and the
+:func:`load_clip` returns a :class:`CLIP` object bundling the module, its tokenizer and the
 parameters. It is a pytree whose only leaves are the parameters, so it can be passed through
 ``jax.jit`` / ``jax.grad`` like any other argument.
 
@@ -36,9 +41,6 @@ import json
 import math
 import os
 import pathlib
-import re
-import socket
-import urllib.parse
 from typing import Any, Sequence
 
 import jax
@@ -46,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
+    "BACKENDS",
     "CLIP",
     "CLIPLoadError",
     "CLIPTokenError",
@@ -76,14 +79,12 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 from ..shipped import IMAGENET_TEMPLATES as _TEMPLATES_FILE, SHAPES_CLIP as SHAPES_CLIP_DIR  # noqa: E402
 
-_WEIGHT_FILES = ("flax_model.msgpack", "model.safetensors", "pytorch_model.bin")
-_NEEDED_FILES = (
-    "config.json (a CLIPConfig), flax_model.msgpack (or model.safetensors / pytorch_model.bin, "
-    "loaded with from_pt=True), and the tokenizer files vocab.json + merges.txt (or tokenizer.json)"
-)
+BACKENDS = ("native", "transformers")
 
-
+from ..checkpoints import hf_clip  # noqa: E402
 from ..errors import CLIPLoadError, CLIPTokenError  # noqa: E402,F401
+from . import clip_net  # noqa: E402
+from .clip_tokenizer import BPETokenizer  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------------
@@ -241,8 +242,8 @@ def preprocess_images(images: jax.Array, image_size: int, preprocess: str = "off
 def image_features(params: Any, images: jax.Array, *, module: Any, preprocess: str = "official") -> jax.Array:
     """Unit-norm CLIP image embeddings. Pure: jit/vmap/grad friendly.
 
-    ``params``: the FlaxCLIPModel parameter tree (``clip.params``); ``images``: (N, H, W, 3) about [-1, 1];
-    ``module``: the ``FlaxCLIPModel`` (``clip.module``, static). Returns (N, projection_dim).
+    ``params``: the CLIP parameter tree (``clip.params``); ``images``: (N, H, W, 3) about [-1, 1];
+    ``module``: ``clip.module`` (``CLIPNet`` or ``FlaxCLIPModel``, static). Returns (N, projection_dim).
     """
     size = module.config.vision_config.image_size
     pixels = preprocess_images(images, size, preprocess)
@@ -296,7 +297,8 @@ def _jitted(kind: str, module: Any, preprocess: str):
 
 @jax.tree_util.register_pytree_node_class
 class CLIP:
-    """A loaded CLIP: ``module`` (FlaxCLIPModel), ``tokenizer``, ``params`` and the ``preprocess`` mode.
+    """A loaded CLIP: ``module`` (``clip_net.CLIPNet`` or ``FlaxCLIPModel``), ``tokenizer``, ``params`` and the
+    ``preprocess`` mode.
 
     A pytree whose leaves are the parameters only, so it can be an argument of jitted functions.
     Images are NHWC float32 about [-1, 1]; all embeddings are unit vectors.
@@ -338,6 +340,11 @@ class CLIP:
     @property
     def max_length(self) -> int:
         return int(self.module.config.text_config.max_position_embeddings)
+
+    @property
+    def backend(self) -> str:
+        """``"native"`` or ``"transformers"`` (which module computes the embeddings)."""
+        return "native" if isinstance(self.module, clip_net.CLIPNet) else "transformers"
 
     @property
     def logit_scale(self) -> jax.Array:
@@ -463,78 +470,8 @@ class CLIP:
 # Loading
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    try:
-        from huggingface_hub import constants
-
-        if getattr(constants, "HF_HUB_OFFLINE", False):
-            return False
-        host = urllib.parse.urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    except Exception:  # pragma: no cover - very old huggingface_hub
-        host = "huggingface.co"
-    if os.environ.get("HF_HUB_OFFLINE", "0").upper() in {"1", "ON", "YES", "TRUE"}:
-        return False
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _looks_like_path(name: str) -> bool:
-    return (
-        os.path.isabs(name)
-        or name.startswith((".", "~"))
-        or "\\" in name
-        or name.count("/") > 1
-        or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name)
-    )
-
-
-def _check_local_folder(path: pathlib.Path, label: str) -> None:
-    missing = []
-    if not (path / "config.json").is_file():
-        missing.append("config.json")
-    if not any((path / f).is_file() for f in _WEIGHT_FILES):
-        missing.append(" or ".join(_WEIGHT_FILES))
-    if not ((path / "vocab.json").is_file() and (path / "merges.txt").is_file()) and not (path / "tokenizer.json").is_file():
-        missing.append("vocab.json + merges.txt (or tokenizer.json)")
-    if missing:
-        raise CLIPLoadError(f"CLIP folder {label} ({path}) is missing: {'; '.join(missing)}. It needs {_NEEDED_FILES}.")
-
-
-def _load_tokenizer(source: str, **kw):
-    from transformers import CLIPTokenizer, CLIPTokenizerFast
-
-    errors = []
-    for cls in (CLIPTokenizerFast, CLIPTokenizer):
-        try:
-            return cls.from_pretrained(source, **kw)
-        except Exception as e:  # noqa: BLE001 - reported in one line below
-            errors.append(f"{cls.__name__}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-    raise OSError("; ".join(errors))
-
-
-def _load_model(source: str, dtype, from_pt: bool | None, **kw):
-    from transformers import FlaxCLIPModel
-
-    options = [from_pt] if from_pt is not None else [False, True]
-    errors = []
-    for pt in options:
-        try:
-            if pt:  # transformers' PyTorch->Flax conversion needs an initialised model
-                model = FlaxCLIPModel.from_pretrained(source, dtype=dtype, from_pt=True, **kw)
-                return model, model.params  # same arrays as clip.params, not a second copy
-            # _do_init=False: read the weights without a (slow, eager) random initialisation first;
-            # the parameters are returned separately and the model object holds none.
-            return FlaxCLIPModel.from_pretrained(source, dtype=dtype, _do_init=False, **kw)
-        except Exception as e:  # noqa: BLE001
-            errors.append(f"from_pt={pt}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-    raise OSError("; ".join(errors))
-
-
-def _check_consistency(model, tokenizer, label: str) -> None:
-    tc = model.config.text_config
+def _check_consistency(config, tokenizer, label: str) -> None:
+    tc = config.text_config
     eos = tokenizer.eos_token_id
     if eos is None:
         raise CLIPLoadError(f"CLIP tokenizer of {label} has no eos token (<|endoftext|>)")
@@ -550,90 +487,70 @@ def _check_consistency(model, tokenizer, label: str) -> None:
             f"CLIP {label}: text_config.eos_token_id={tc.eos_token_id} but the tokenizer's eos id is {eos}"
         )
     if len(tokenizer) > tc.vocab_size:
-        raise CLIPLoadError(f"CLIP {label}: tokenizer has {len(tokenizer)} tokens but the model vocab_size is {tc.vocab_size}")
+        raise CLIPLoadError(f"CLIP {label}: tokenizer has {len(tokenizer)} tokens but the model vocab_size is "
+                            f"{tc.vocab_size}")
+
+
+def _load_native(folder: pathlib.Path, from_pt: bool | None):
+    cfg = hf_clip.read_config(folder)
+    order = {None: hf_clip.WEIGHT_FILES, True: ("model.safetensors", "pytorch_model.bin"),
+             False: ("flax_model.msgpack",)}[from_pt]
+    params, _ = hf_clip.read_params(folder, cfg, order)
+    return clip_net.CLIPNet(cfg), BPETokenizer.from_folder(folder), params
 
 
 def load_clip(
     name_or_path: str | os.PathLike = DEFAULT_MODEL,
     preprocess: str = "official",
     *,
+    backend: str = "native",
     dtype=jnp.float32,
     local_files_only: bool = False,
     from_pt: bool | None = None,
 ) -> CLIP:
-    """Load a FlaxCLIPModel and its tokenizer.
+    """Load a CLIP model and its tokenizer.
 
     ``name_or_path``:
-      * a local Hugging Face CLIP folder: ``config.json``, ``flax_model.msgpack`` (or PyTorch
-        ``model.safetensors``/``pytorch_model.bin``, converted with ``from_pt=True``) and the tokenizer
-        files ``vocab.json`` + ``merges.txt`` (or ``tokenizer.json``);
+      * a local Hugging Face CLIP folder: ``config.json``, weights (``flax_model.msgpack``, ``model.safetensors``
+        or ``pytorch_model.bin``; tried in this order, ``from_pt=True`` skips the msgpack, ``False`` takes only
+        it) and the tokenizer files ``vocab.json`` + ``merges.txt`` (or ``tokenizer.json``);
       * ``"shapes"``: the packaged tiny model in ``styleclip_jax/assets/shapes_clip/``;
-      * a hub name such as ``"openai/clip-vit-base-patch32"`` (default): the local HF cache is tried first,
-        then the network (skipped when ``local_files_only`` or ``HF_HUB_OFFLINE=1`` or the hub is unreachable).
+      * a hub name such as ``"openai/clip-vit-base-patch32"`` (default): the local HF cache first, then the
+        network (skipped when ``local_files_only`` or ``HF_HUB_OFFLINE=1`` or the hub is unreachable).
 
-    ``preprocess``: ``"official"`` (default, exact StyleCLIP), ``"normalized"`` or ``"resize"``;
-    see the module docstring. Raises :class:`CLIPLoadError` (one message, no hub traceback) on failure.
+    ``backend``: ``"native"`` (default: ``clip_net`` + ``BPETokenizer``, float32, no transformers) or
+    ``"transformers"`` (``FlaxCLIPModel``, needs transformers 4.x; ``dtype`` is its computation dtype). Both
+    give the same parameter tree, hence the same :meth:`CLIP.fingerprint` (and global-direction cache keys).
+    ``preprocess``: ``"official"`` (default, exact StyleCLIP), ``"normalized"`` or ``"resize"``; see the
+    module docstring. Raises :class:`CLIPLoadError` (one message, no hub traceback) on failure.
     """
     if preprocess not in PREPROCESS_MODES:
         raise ValueError(f"load_clip: preprocess must be one of {PREPROCESS_MODES}, got {preprocess!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"load_clip: backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "native" and jnp.dtype(dtype) != jnp.float32:
+        raise ValueError(f"load_clip: the native backend computes in float32 (got dtype={dtype}); "
+                         "use backend='transformers' for another computation dtype")
     name = os.fspath(name_or_path)
-    try:
-        from transformers.utils import logging as hf_logging
-    except Exception as e:  # pragma: no cover
-        raise CLIPLoadError(f"transformers (4.x, with Flax support) is required to load CLIP: {e}") from None
-
     if name == "shapes":
-        path = SHAPES_CLIP_DIR
-        if not path.is_dir():
-            raise CLIPLoadError(
-                f"the packaged 'shapes' CLIP model is missing: expected a folder {path} with {_NEEDED_FILES}"
-            )
+        folder = SHAPES_CLIP_DIR
         label = "'shapes'"
+        if not folder.is_dir():
+            raise CLIPLoadError(
+                f"the packaged 'shapes' CLIP model is missing: expected a folder {folder} with {hf_clip.NEEDED_FILES}")
+        hf_clip.check_folder(folder, label)
     else:
-        path = pathlib.Path(name).expanduser()
         label = repr(name)
-        if not path.exists():
-            path = None
-            if _looks_like_path(name):
-                raise CLIPLoadError(
-                    f"CLIP model folder {name!r} does not exist. Put a Hugging Face CLIP checkpoint there: {_NEEDED_FILES}"
-                )
-        elif not path.is_dir():
-            raise CLIPLoadError(f"CLIP model path {name!r} is a file; expected a folder with {_NEEDED_FILES}")
-
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        if path is not None:
-            _check_local_folder(path, label)
-            try:
-                if from_pt is None:
-                    from_pt = not (path / "flax_model.msgpack").is_file()
-                model, params = _load_model(str(path), dtype, from_pt)
-                tokenizer = _load_tokenizer(str(path))
-            except Exception as e:  # noqa: BLE001
-                raise CLIPLoadError(f"could not load CLIP from {path}: {e}. The folder needs {_NEEDED_FILES}") from None
-        else:
-            attempts = [True] if local_files_only or not _hub_reachable() else [True, False]
-            errors = []
-            model = tokenizer = None
-            for local_only in attempts:
-                try:
-                    model, params = _load_model(name, dtype, from_pt, local_files_only=local_only)
-                    tokenizer = _load_tokenizer(name, local_files_only=local_only)
-                    break
-                except Exception as e:  # noqa: BLE001
-                    errors.append(f"{'cache' if local_only else 'hub'}: {str(e)[:300]}")
-            if model is None or tokenizer is None:
-                online = "" if len(attempts) > 1 else " (the hub was not tried: offline or unreachable)"
-                raise CLIPLoadError(
-                    f"could not load CLIP model {name!r}: not in the local Hugging Face cache and not downloadable"
-                    f"{online}. Either download it on a machine with network (e.g. "
-                    f"`huggingface-cli download {name}`) into the HF cache (~/.cache/huggingface, or $HF_HOME), "
-                    f"or put a local folder with {_NEEDED_FILES} somewhere and pass its path. Details: {' | '.join(errors)}"
-                ) from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
-
-    _check_consistency(model, tokenizer, label)
-    return CLIP(model, tokenizer, jax.tree_util.tree_map(jnp.asarray, params), preprocess, name)
+        folder = None
+        if pathlib.Path(name).expanduser().exists() or hf_clip.looks_like_path(name) or backend == "native":
+            folder = hf_clip.resolve(name, local_files_only)
+    if backend == "native":
+        module, tokenizer, params = _load_native(folder, from_pt)
+    else:
+        from . import clip_transformers
+        module, tokenizer, params = clip_transformers.load(name, folder, dtype, local_files_only, from_pt)
+        # float32 leaves as the native reader gives, so both backends hash the same weights alike
+        params = jax.tree_util.tree_map(
+            lambda a: np.asarray(a, np.float32) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a, params)
+    _check_consistency(module.config, tokenizer, label)
+    return CLIP(module, tokenizer, jax.tree_util.tree_map(jnp.asarray, params), preprocess, name)

@@ -1,7 +1,8 @@
 """Word-level vocabulary for the shapes-world CLIP, written as CLIP BPE files.
 
-``write_tokenizer(out_dir)`` writes files that ``transformers.CLIPTokenizer`` (slow, from
-``vocab.json`` + ``merges.txt``) and ``CLIPTokenizerFast`` (from ``tokenizer.json``) both load:
+``write_tokenizer(out_dir)`` writes the files of ``styleclip_jax/assets/shapes_clip`` (byte for byte, without
+transformers), which the package's ``models.clip_tokenizer.BPETokenizer`` and ``transformers.CLIPTokenizer``
+(slow, from ``vocab.json`` + ``merges.txt``) and ``CLIPTokenizerFast`` (from ``tokenizer.json``) all load:
 
 * every vocabulary word is exactly one token (the BPE merges chain each word's characters together);
 * the vocabulary holds only whole words plus three special tokens, so an out-of-vocabulary word
@@ -48,7 +49,7 @@ def vocabulary_words() -> list[str]:
 
 
 def _bpe(word: str, ranks: dict) -> list[str]:
-    """CLIP's BPE on one pre-tokenised word (same algorithm as transformers.CLIPTokenizer.bpe)."""
+    """CLIP's BPE on one pre-tokenised word (``BPETokenizer.bpe`` with a rank table still being built)."""
     symbols = list(word[:-1]) + [word[-1] + EOW]
     while len(symbols) > 1:
         pairs = [(ranks.get((a, b), float("inf")), i) for i, (a, b) in enumerate(zip(symbols, symbols[1:]))]
@@ -126,25 +127,41 @@ def _fast_tokenizer_json(vocab: dict) -> str:
     return tok.to_str()
 
 
+def _json(path: str, obj) -> None:
+    """JSON as transformers' ``save_pretrained`` writes it (2-space indent, sorted keys, UTF-8, final newline)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
 def write_tokenizer(out_dir: str, model_max_length: int = 77):
-    """Write vocab.json, merges.txt, tokenizer.json and the tokenizer configs into ``out_dir``;
-    returns the loaded slow ``CLIPTokenizer``."""
-    from transformers import CLIPTokenizer
+    """Write vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json and (when the optional
+    ``tokenizers`` package is installed) tokenizer.json into ``out_dir``; returns the package's
+    ``BPETokenizer`` over them."""
+    from ..models.clip_tokenizer import BPETokenizer
 
     os.makedirs(out_dir, exist_ok=True)
     vocab = vocab_dict()
     merges = build_merges(vocabulary_words())
-    with open(os.path.join(out_dir, "vocab.json"), "w", encoding="utf-8") as f:
-        json.dump(vocab, f, ensure_ascii=False)
+    _json(os.path.join(out_dir, "vocab.json"), vocab)
     with open(os.path.join(out_dir, "merges.txt"), "w", encoding="utf-8") as f:
         f.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
-    tok = CLIPTokenizer(os.path.join(out_dir, "vocab.json"), os.path.join(out_dir, "merges.txt"),
-                        unk_token=UNK, bos_token=BOS, eos_token=EOS, pad_token=EOS,
-                        model_max_length=model_max_length)
-    tok.save_pretrained(out_dir)  # tokenizer_config.json, special_tokens_map.json (+ vocab/merges again)
-    with open(os.path.join(out_dir, "tokenizer.json"), "w", encoding="utf-8") as f:
-        f.write(_fast_tokenizer_json(vocab))
-    return tok
+    token = {"lstrip": False, "normalized": True, "rstrip": False, "single_word": False}
+    _json(os.path.join(out_dir, "tokenizer_config.json"), {
+        "added_tokens_decoder": {str(vocab[t]): {"content": t, **token, "special": True} for t in (UNK, BOS, EOS)},
+        "bos_token": BOS, "clean_up_tokenization_spaces": False, "eos_token": EOS, "errors": "replace",
+        "extra_special_tokens": {}, "model_max_length": model_max_length, "pad_token": EOS,
+        "tokenizer_class": "CLIPTokenizer", "unk_token": UNK})
+    _json(os.path.join(out_dir, "special_tokens_map.json"), {
+        "bos_token": {"content": BOS, **token}, "eos_token": {"content": EOS, **token}, "pad_token": EOS,
+        "unk_token": {"content": UNK, **token}})
+    try:
+        fast = _fast_tokenizer_json(vocab)
+    except ImportError:
+        fast = None  # CLIPTokenizerFast then converts from vocab.json + merges.txt itself
+    if fast is not None:
+        with open(os.path.join(out_dir, "tokenizer.json"), "w", encoding="utf-8") as f:
+            f.write(fast)
+    return BPETokenizer.from_folder(out_dir)
 
 
 def vocab_size() -> int:
