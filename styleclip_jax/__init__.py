@@ -23,6 +23,7 @@ from .models.generator import Generator, GeneratorConfig, StyleGAN2, init_params
 from .loaders import load_generator
 from .checkpoints.e4e import load_encoder
 from .images import load_images
+from .align import align_face
 
 __version__ = "0.1.0"
 
