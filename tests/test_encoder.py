@@ -229,3 +229,31 @@ def test_bad_checkpoints_give_one_line_errors(small_ckpt, tmp_path):
     # the encoder-only checkpoint has no generator to give
     with pytest.raises(CheckpointFormatError, match=r"size.pt.*no 'decoder"):
         sc.load_generator(wrong_size)
+
+
+def test_invert_job_with_an_e4e_checkpoint(small_ckpt, tmp_path):
+    """--mode=invert: the checkpoint's encoder and decoder, refinement, and the promised outputs."""
+    import PIL.Image
+    from configs.invert import get_config
+    from styleclip_jax.jobs import invert as job
+    rng = np.random.default_rng(5)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("b.png", "a.png"):
+        PIL.Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(photos / name)
+    c = get_config()
+    c.encoder, c.images, c.refine_steps, c.refine_lr, c.report_every = str(small_ckpt[0]), str(photos), 5, 0.05, 0
+    summary = job.run(c, str(tmp_path / "run"))
+    out = tmp_path / "run"
+    lat = np.load(out / "latents.npy")
+    assert lat.shape == (2, 6, 64)
+    with np.load(out / "images.npz") as d:
+        assert d["source"].shape == d["reconstruction"].shape == (2, 16, 16, 3)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [r["name"] for r in metrics["images"]] == ["a.png", "b.png"] and metrics["refine_steps"] == 5
+    assert summary["mean_mse"] < summary["mean_mse_before_refinement"]
+    assert (out / "grid.png").is_file()
+    c.encoder = "none"
+    with pytest.raises(sc.errors.ConfigError, match="id_lambda"):
+        c.id_lambda = 0.1
+        job.validate(c)

@@ -143,7 +143,8 @@ def _load_folder(directory: pathlib.Path):
     return enc.Encoder(params, config, latent_avg)
 
 
-def _shapes_encoder_dir() -> pathlib.Path:
+def shapes_encoder_dir() -> pathlib.Path:
+    """Where the shipped shapes-world encoder folder lives (it may be absent)."""
     from .. import shipped
 
     return getattr(shipped, "SHAPES_ENCODER", shipped.ASSETS / "shapes_encoder")
@@ -153,7 +154,7 @@ def load_encoder(path):
     """Load an e4e/pSp encoder from an official ``.pt`` checkpoint, a folder written by
     ``checkpoints_convert/convert_encoder.py`` (no torch needed), or ``"shapes"`` (the shipped one)."""
     if str(path) == "shapes":
-        d = _shapes_encoder_dir()
+        d = shapes_encoder_dir()
         if not d.is_dir():
             raise CheckpointNotFoundError(f"{d}: the shapes-world encoder is not shipped in this version")
         return _load_folder(d)
