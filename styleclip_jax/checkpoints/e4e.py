@@ -64,6 +64,14 @@ def read_e4e_pt(path) -> tuple[dict, dict, Any]:
     return sd, dict(opts), latent_avg
 
 
+def _generator_size(opts: Mapping):
+    """The generator resolution the options name: e4e's ``stylegan_size`` (pSp calls it ``output_size``)."""
+    for key in ("stylegan_size", "output_size"):
+        if opts.get(key) is not None:
+            return int(opts[key])
+    return None
+
+
 def encoder_from_checkpoint(sd: Mapping, opts: Mapping, latent_avg, source: str):
     """Encoder from the pieces of an official checkpoint (``encoder.*`` keys of ``sd``)."""
     from ..models import encoder as enc
@@ -75,9 +83,8 @@ def encoder_from_checkpoint(sd: Mapping, opts: Mapping, latent_avg, source: str)
     if etype not in enc.ENCODER_TYPES:
         raise CheckpointFormatError(f"{source}: opts['encoder_type'] is {etype!r}; supported: "
                                     f"{', '.join(enc.ENCODER_TYPES)}")
-    num_ws = None
-    if opts.get("stylegan_size") is not None:
-        num_ws = enc.num_ws_for(int(opts["stylegan_size"]))
+    size = _generator_size(opts)
+    num_ws = None if size is None else enc.num_ws_for(size)
     start = bool(opts.get("start_from_latent_avg", False))
     return enc.encoder_from_state_dict(enc_sd, etype, latent_avg if start else None, start_from_latent_avg=start,
                                        num_ws=num_ws, source=source)
@@ -92,8 +99,9 @@ def load_generator_arrays(path) -> tuple[dict, dict]:
     if not dec:
         raise CheckpointFormatError(f"{path}: this e4e/pSp checkpoint holds no 'decoder.*' generator")
     params, config = rosinality_to_params(dec, latent_avg, source=f"{path} [decoder.*]")
-    if opts.get("stylegan_size") is not None and int(opts["stylegan_size"]) != config["img_resolution"]:
-        raise CheckpointFormatError(f"{path}: opts['stylegan_size']={opts['stylegan_size']} but the decoder is "
+    size = _generator_size(opts)
+    if size is not None and size != config["img_resolution"]:
+        raise CheckpointFormatError(f"{path}: the options say a {size}-px generator but the decoder is "
                                     f"{config['img_resolution']} px")
     return params, config
 
