@@ -42,6 +42,10 @@ class RefineConfig:
     precision: str = "float32"
     report_every: int = 0       # > 0: print the mean loss every that many steps
 
+    @property
+    def use_id(self) -> bool:
+        return self.id_lambda > 0
+
     def validate(self):
         from ..errors import ConfigError
         ops.modconv_for(self.precision)
@@ -97,7 +101,7 @@ def image_losses(G, var, frozen, init, targets, target_feats, arc, cfg: RefineCo
         from ..models.arcface import features_fn
         sim = jnp.sum(features_fn(arc.params, img, num_layers=arc.num_layers) * target_feats, axis=-1)
         parts["id_similarity"] = sim
-        if cfg.id_lambda > 0:
+        if cfg.use_id:
             total = total + cfg.id_lambda * (1.0 - sim)
     return total, parts
 
@@ -107,7 +111,8 @@ class _Traced:
 
     def __init__(self, cfg: RefineConfig, hyper):
         self._cfg, self.l2_lambda, self.lr = cfg, hyper["l2_lambda"], hyper["lr"]
-        self.id_lambda = hyper["id_lambda"] if cfg.id_lambda > 0 else 0.0
+        self.use_id = cfg.use_id
+        self.id_lambda = hyper["id_lambda"] if cfg.use_id else 0.0
 
     def __getattr__(self, name):
         return getattr(self._cfg, name)
