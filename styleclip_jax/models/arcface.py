@@ -3,6 +3,8 @@
 The network is the TreB1eN / pSp ``Backbone(112, 50, mode='ir_se')`` used by StyleCLIP's
 ``criteria/id_loss.py``.  Everything is NHWC internally; weights converted from the PyTorch
 ``model_ir_se50.pth`` state dict are re-laid-out once at load time.
+The IR-SE layers, their init and the state-dict reading are the shared blocks of ``irse.py``
+(also the backbone of the e4e/pSp encoders); this module adds the 112-px output head and the ID loss.
 
 Architecture (eval mode: BatchNorm uses running statistics with eps 1e-5, Dropout is off):
 
