@@ -1,16 +1,19 @@
 """Sample a grid of images from seeds.
 
-Run:  python main.py --mode=generate --workdir=runs/generate
-      python main.py --mode=generate --config.generator=ffhq.pkl --config.seeds=0-7 --config.truncation_psi=0.7
-Expected runtime: a few seconds on CPU for the shapes generator; ~1 s per image at 1024 px on CPU.
+Run:  python main.py --mode=generate --workdir=runs/generate        # shapes world, a few seconds on CPU
+      python main.py --mode=generate --workdir=runs/ffhq --config.generator=ffhq.pkl --config.seeds=0-7
 Outputs: grid.png, images.npz (float32 NHWC `images`, `seeds`), latents.npy (N, num_ws, w_dim).
 """
 from ml_collections import config_dict
 
+from configs import common
 
-def get_config():
+
+def get_config(arg=None):
+    preset = common.preset_name(arg)
     c = config_dict.ConfigDict()
-    c.generator = "shapes"          # NVlabs .pkl, rosinality .pt, converted folder, or "shapes"
+    # NVlabs .pkl, rosinality .pt, converted folder, or "shapes"
+    c.generator = "shapes" if preset == "shapes" else config_dict.placeholder(str)
     c.seeds = "0-15"
     c.truncation_psi = 0.7
     c.truncation_cutoff = config_dict.placeholder(int)

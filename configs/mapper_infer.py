@@ -1,28 +1,28 @@
 """Apply trained latent mappers to latents or seeds: w_edit = w + 0.1 * alpha * M(w).
 
-Run (after --mode=mapper_train --workdir=runs/mapper_green):
+Run (after --mode=mapper_train --workdir=runs/mapper_green; seconds on a 2-core CPU):
     python main.py --mode=mapper_infer --workdir=runs/mapper_infer --config.mapper=runs/mapper_green/best/00
 Several mappers (ours, converted, or official .pt) on a latents file, at a stronger step:
-    python main.py --mode=mapper_infer --workdir=runs/infer --config.generator=stylegan2-ffhq-config-f.pt \
-        --config.mapper='["purple_hair.pt", "runs/mappers/best/01"]' --config.latents=test_faces.pt --config.alpha=1.5
-Expected runtime: seconds on CPU for the shapes world; ~0.1-1 s per image at 1024 px on CPU.
+    python main.py --mode=mapper_infer --config=configs/mapper_infer.py:official --workdir=runs/infer \\
+        --config.generator=stylegan2-ffhq-config-f.pt --config.mapper='["purple_hair.pt", "runs/mappers/best/01"]' \\
+        --config.latents=test_faces.pt --config.alpha=1.5
 Outputs: grid.png (rows: sources; columns: source | one edit per mapper), images.npz (`source` (N,H,W,3),
 `edited` (P,N,H,W,3)), latents.npy (P, N, num_ws, w_dim) (styles.npz for StyleSpace mappers), metrics.json.
 """
 from ml_collections import config_dict
 
+from configs import common
 
-def get_config():
+
+def get_config(arg=None):
+    preset = common.preset_name(arg)
     c = config_dict.ConfigDict()
-    c.generator = "shapes"
+    common.models(c, preset)
+    c.clip_model = config_dict.placeholder(str)  # optional: CLIP similarity before/after in metrics.json
     c.mapper = config_dict.placeholder(str)     # a mapper folder / training workdir / official .pt, or a JSON list
-    c.latents = config_dict.placeholder(str)    # W+ latents file (.npy/.npz/.pt) ...
-    c.seeds = "0-7"                             # ... or seeds mapped with truncation_psi
-    c.truncation_psi = 0.7
+    c.prompts = config_dict.placeholder(str)    # JSON list, one per mapper (default: each mapper's own prompt)
+    common.sources(c)
     c.alpha = 1.0                               # scales the 0.1 * M(w) step (0 = no edit)
     c.noise_mode = "const"
     c.batch_size = 16
-    c.clip_model = config_dict.placeholder(str)  # optional: CLIP similarity before/after in metrics.json
-    c.clip_preprocess = "official"
-    c.prompts = config_dict.placeholder(str)    # JSON list, one per mapper (default: each mapper's own prompt)
     return c

@@ -23,7 +23,7 @@ def _main(*args):
 
 def test_cli_rejects_bad_mode_and_values_before_loading(tmp_path):
     r = _main("--mode=bogus", f"--workdir={tmp_path}")
-    assert r.returncode != 0 and "unknown --mode='bogus'" in r.stderr and "generate" in r.stderr
+    assert r.returncode != 0 and "--mode=bogus: unknown mode" in r.stderr and "generate" in r.stderr
     r = _main("--mode=generate", f"--workdir={tmp_path}", "--config.noise_mode=loud",
               "--config.generator=/nonexistent.pkl")
     assert r.returncode != 0 and "--config.noise_mode='loud'" in r.stderr
@@ -36,10 +36,17 @@ def test_cli_rejects_bad_mode_and_values_before_loading(tmp_path):
 
 
 def _config(mode, **kw):
+    """The mode's default config with fields set from kw (a dotted name as a__b); fields the mode's config
+    does not have are skipped, so one kw dict can serve global_direction and its precompute mode."""
     mod = __import__(f"configs.{mode}", fromlist=["get_config"])
     c = mod.get_config()
     for k, v in kw.items():
-        c[k] = v
+        *sections, leaf = k.split("__")
+        node = c
+        for sec in sections:
+            node = node[sec]
+        if leaf in node:
+            node[leaf] = v
     return c
 
 
@@ -65,7 +72,7 @@ def test_latent_optimization_job(models, tmp_path):
     from styleclip_jax.jobs import latent_optimization as job
     g, c = models
     cfg = _config("latent_optimization", generator=g, clip_model=c, seeds="0-1",
-                  prompts='["a red shape", "a blue circle"]', steps=4, lr=0.01)
+                  prompts='["a red shape", "a blue circle"]', optim__steps=4, optim__lr=0.01)
     job.run(cfg, str(tmp_path))
     z = np.load(tmp_path / "images.npz")
     assert z["source"].shape == (2, 32, 32, 3) and z["edited"].shape == (2, 2, 32, 32, 3)
@@ -83,8 +90,8 @@ def test_global_direction_job_and_cache(models, tmp_path):
     from styleclip_jax.jobs import global_direction_precompute as pre
     g, c = models
     kw = dict(generator=g, clip_model=c, neutral="a shape", targets='["a red shape", "a blue circle"]',
-              alphas="[-3, 0, 3]", betas="[0.0, 0.3]", seeds="0-1", stats_samples=200, sweep_images=2,
-              sweep_block_size=32, cache_dir=str(tmp_path / "cache"), sweep_max_resolution=8)
+              alphas="[-3, 0, 3]", betas="[0.0, 0.3]", seeds="0-1", stats__samples=200, sweep__images=2,
+              sweep__block_size=32, cache_dir=str(tmp_path / "cache"), sweep__max_resolution=8)
     pre.run(_config("global_direction_precompute", **kw), str(tmp_path / "pre"))
     fs3 = np.load(tmp_path / "pre" / "fs3.npy")
     assert fs3.shape == (3 * 64, 16)  # layers up to 8 px: conv1_4, conv0_8, conv1_8

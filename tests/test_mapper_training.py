@@ -25,6 +25,7 @@ import pytest
 import styleclip_jax as sc
 from styleclip_jax import checkpoints
 from styleclip_jax.editing import mapper as M
+from styleclip_jax.jobs import mapper_train
 from styleclip_jax.models.mapper import MapperConfig
 from tiny_models import tiny_clip, tiny_generator
 
@@ -34,11 +35,22 @@ PROMPTS = ["a green shape", "a red shape"]
 STEPS = 120
 
 
-def _config(name):
+def _config(name, preset=None):
     spec = importlib.util.spec_from_file_location(f"_cfg_{name}", REPO / "configs" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.get_config()
+    return mod.get_config(preset)
+
+
+def _set(c, **fields):
+    """c.a.b = v for fields given as a__b=v."""
+    for k, v in fields.items():
+        *sections, leaf = k.split("__")
+        node = c
+        for sec in sections:
+            node = node[sec]
+        node[leaf] = v
+    return c
 
 
 def _save_tiny_generator(path):
@@ -82,21 +94,23 @@ def tiny_assets(tmp_path_factory):
 
 
 def _train_config(assets, **over):
-    c = _config("mapper_train")
-    c.generator, c.clip_model = assets["generator"], assets["clip"]
-    c.prompts = json.dumps(PROMPTS[:1])
-    c.train_size, c.test_size, c.test_batch_size = 64, 4, 4
-    c.max_steps, c.log_every, c.val_every, c.ckpt_every, c.image_every = STEPS, 1, 40, 10, STEPS
-    c.num_samples, c.tensorboard = 2, False
-    for k, v in over.items():
-        setattr(c, k, v)
-    return c
+    c = _config("mapper_train", "official")  # Ranger, l2 0.8 as StyleCLIP
+    _set(c, generator=assets["generator"], clip_model=assets["clip"], prompts=json.dumps(PROMPTS[:1]),
+         data__train_size=64, data__test_size=4, log__test_batch_size=4, optim__max_steps=STEPS, log__every=1,
+         log__val_every=40, log__ckpt_every=10, log__image_every=STEPS, log__num_samples=2, log__tensorboard=False)
+    return _set(c, **over)
 
 
 def _cli_args(c):
-    keys = ["generator", "clip_model", "prompts", "train_size", "test_size", "test_batch_size", "max_steps",
-            "log_every", "val_every", "ckpt_every", "image_every", "num_samples", "tensorboard"]
-    return [f"--config.{k}={getattr(c, k)}" for k in keys]
+    keys = ["generator", "clip_model", "prompts", "data.train_size", "data.test_size", "log.test_batch_size",
+            "optim.max_steps", "log.every", "log.val_every", "log.ckpt_every", "log.image_every", "log.num_samples",
+            "log.tensorboard"]
+    def get(k):
+        node = c
+        for part in k.split("."):
+            node = node[part]
+        return node
+    return [f"--config.{k}={get(k)}" for k in keys]
 
 
 def _assert_tree_close(a, b, atol=1e-5, rtol=1e-6):
@@ -113,7 +127,8 @@ class _KilledRun:
 
     def __init__(self, config, workdir):
         self.workdir = pathlib.Path(workdir)
-        cmd = [sys.executable, str(REPO / "main.py"), "--mode=mapper_train", f"--workdir={workdir}"] + _cli_args(config)
+        cmd = [sys.executable, str(REPO / "main.py"), "--mode=mapper_train", f"--workdir={workdir}",
+               f"--config={REPO / 'configs' / 'mapper_train.py'}:official"] + _cli_args(config)
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.killed_at = None
         self.thread = threading.Thread(target=self._watch, daemon=True)
@@ -148,11 +163,10 @@ def killed_run(tiny_assets, tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(tiny_assets, killed_run, tmp_path_factory):
     """One uninterrupted single-prompt run through the job code; shared by several tests."""
-    from styleclip_jax.jobs import mapper_train
     workdir = tmp_path_factory.mktemp("ref_run")
     config = _train_config(tiny_assets)
     kw = mapper_train.prepare(config)
-    out = M.fit(workdir=workdir, **kw)
+    out = mapper_train.train(workdir=workdir, **kw)
     return {"config": config, "kw": kw, "out": out, "workdir": workdir}
 
 
@@ -214,9 +228,9 @@ def test_loss_decreases_and_outputs(reference):
 
 def test_stop_and_resume_in_process_equals_uninterrupted(reference, tmp_path):
     kw = reference["kw"]
-    first = M.fit(workdir=tmp_path, stop_after=37, verbose=False, **kw)  # "killed" after step 37
+    first = mapper_train.train(workdir=tmp_path, stop_after=37, verbose=False, **kw)  # "killed" after step 37
     assert not first["finished"] and not (tmp_path / "final").exists()
-    second = M.fit(workdir=tmp_path, verbose=False, **kw)
+    second = mapper_train.train(workdir=tmp_path, verbose=False, **kw)
     assert second["resumed_from"] == 30 and second["finished"]
     _assert_tree_close(second["params"], reference["out"]["params"], atol=0, rtol=0)
     steps = [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
@@ -230,7 +244,7 @@ def test_sigkill_subprocess_then_resume_equals_uninterrupted(reference, killed_r
     wd = killed_run.workdir
     assert not (wd / "final").exists()
     # resume in this process, with the models the job loaded for the reference (same compiled step)
-    out = M.fit(workdir=wd, verbose=False, **reference["kw"])
+    out = mapper_train.train(workdir=wd, verbose=False, **reference["kw"])
     assert 10 <= out["resumed_from"] < STEPS and out["finished"]
     _assert_tree_close(out["params"], reference["out"]["params"], atol=0, rtol=0)
     steps = [json.loads(l)["step"] for l in (wd / "metrics.jsonl").read_text().splitlines()
@@ -243,9 +257,9 @@ def test_k_prompts_vmapped_equal_single_runs(reference, tmp_path):
     text = np.concatenate([kw["text_embs"], np.asarray(kw["clip"].encode_texts(PROMPTS[1:2]))])
     kw2 = dict(kw, prompts=PROMPTS, text_embs=text, max_steps=60, val_every=0, ckpt_every=0, image_every=0,
                log_every=0, verbose=False)
-    both = M.fit(workdir=tmp_path / "k2", **kw2)
+    both = mapper_train.train(workdir=tmp_path / "k2", **kw2)
     for k in range(2):
-        alone = M.fit(workdir=tmp_path / f"k1_{k}", **dict(kw2, prompts=PROMPTS[k:k + 1], text_embs=text[k:k + 1]))
+        alone = mapper_train.train(workdir=tmp_path / f"k1_{k}", **dict(kw2, prompts=PROMPTS[k:k + 1], text_embs=text[k:k + 1]))
         _assert_tree_close(jax.tree_util.tree_map(lambda a: a[k:k + 1], both["params"]), alone["params"],
                            atol=1e-5, rtol=1e-6)
     p0, p1 = (jax.tree_util.tree_leaves(both["params"])[0][k] for k in range(2))
@@ -276,19 +290,19 @@ def test_fine_mapper_off_leaves_rows_8_plus_untouched(tmp_path):
 
 
 def test_config_errors(tiny_assets, reference, tmp_path):
-    from styleclip_jax.jobs import mapper_train
-    with pytest.raises(ValueError, match="id_lambda.*arcface"):
-        mapper_train.validate(_train_config(tiny_assets, id_lambda=0.1))
-    assert mapper_train._id_lambda(_train_config(tiny_assets)) == 0.0
-    assert mapper_train._id_lambda(_train_config(tiny_assets, arcface="x.pth")) == 0.1
-    with pytest.raises(ValueError, match="optimizer"):
-        mapper_train.validate(_train_config(tiny_assets, optimizer="sgd"))
-    with pytest.raises(ValueError, match="latents_train"):
-        mapper_train.validate(_train_config(tiny_assets, latents_train=str(tmp_path / "missing.npy")))
+    # the ID term is used only with ArcFace weights
+    assert mapper_train.build_configs(_train_config(tiny_assets))[1].id_lambda == 0.0
+    assert mapper_train.build_configs(_train_config(tiny_assets, arcface="x.pth"))[1].id_lambda == 0.1
+    with pytest.raises(ValueError, match="--config.optim.optimizer"):
+        mapper_train.validate(_train_config(tiny_assets, optim__optimizer="sgd"))
+    with pytest.raises(ValueError, match="--config.data.latents_train"):
+        mapper_train.validate(_train_config(tiny_assets, data__latents_train=str(tmp_path / "missing.npy")))
+    with pytest.raises(ValueError, match="--config.generator is required"):
+        mapper_train.validate(_config("mapper_train", "official"))
     # resuming a workdir with other prompts is refused
     kw = dict(reference["kw"], prompts=["another prompt"])
     with pytest.raises(ValueError, match="different run"):
-        M.fit(workdir=reference["workdir"], verbose=False, **kw)
+        mapper_train.train(workdir=reference["workdir"], verbose=False, **kw)
 
 
 # ----------------------------------------------------------------------------- inference
@@ -321,21 +335,21 @@ def test_inference_job_outputs_and_alpha(reference, tmp_path):
 
 
 # ----------------------------------------------------------------------------- shapes world
-def test_default_hyperparameters_official_or_shapes(tiny_assets):
-    """Unset optimizer / l2_lambda / max_steps resolve to the official values (Ranger, 0.8, 50k) for a
-    real checkpoint and to the shapes-world values (Adam, 0.2, 400) for --config.generator=shapes;
-    explicit flags win."""
-    from styleclip_jax.jobs import mapper_train
+def test_presets_official_or_shapes(tiny_assets):
+    """The default (shapes) preset trains with Adam, l2 0.2, 400 steps; the official preset with StyleCLIP's
+    Ranger, 0.8, 50k steps; explicit fields win; checkpoints come at least every 10 % of the run."""
     c = _config("mapper_train")
-    assert c.optimizer is None and c.l2_lambda is None and c.max_steps is None
     _, t = mapper_train.build_configs(c)
-    assert (t.optimizer, t.l2_lambda, mapper_train._max_steps(c)) == ("adam", 0.2, 400)
-    c.generator = tiny_assets["generator"]
+    assert (t.optimizer, t.l2_lambda, c.optim.max_steps) == ("adam", 0.2, 400)
+    c = _set(_config("mapper_train", "official"), generator=tiny_assets["generator"])
     _, t = mapper_train.build_configs(c)
-    assert (t.optimizer, t.l2_lambda, mapper_train._max_steps(c)) == ("ranger", 0.8, 50000)
-    c.generator, c.optimizer, c.l2_lambda = "shapes", "ranger", 0.5
+    assert (t.optimizer, t.lr, t.l2_lambda, c.optim.max_steps) == ("ranger", 0.5, 0.8, 50000)
+    _set(c, optim__optimizer="adam", loss__l2_lambda=0.5)
     _, t = mapper_train.build_configs(c)
-    assert (t.optimizer, t.l2_lambda) == ("ranger", 0.5)
+    assert (t.optimizer, t.l2_lambda) == ("adam", 0.5)
+    assert mapper_train.checkpoint_interval(400, 1000) == 40
+    assert mapper_train.checkpoint_interval(50000, 1000) == 1000
+    assert mapper_train.checkpoint_interval(400, 0) == 0
 
 
 def test_shapes_green_mapper_raises_green_share(tmp_path):
@@ -345,11 +359,9 @@ def test_shapes_green_mapper_raises_green_share(tmp_path):
     from styleclip_jax import loaders
     if not loaders.SHAPES_GENERATOR.is_dir() or not (clip_mod.SHAPES_CLIP_DIR / "config.json").is_file():
         pytest.skip("shapes-world assets (styleclip_jax/assets/shapes_generator, shapes_clip weights) not built yet")
-    from styleclip_jax.jobs import mapper_train
     from styleclip_jax.shapes import metrics
-    c = _config("mapper_train")
-    c.train_size, c.test_size, c.max_steps = 512, 32, 200
-    c.val_every, c.ckpt_every, c.image_every, c.log_every, c.tensorboard = 100, 0, 0, 50, False
+    c = _set(_config("mapper_train"), data__train_size=512, data__test_size=32, optim__max_steps=200,
+             log__val_every=100, log__ckpt_every=0, log__image_every=0, log__every=50, log__tensorboard=False)
     out = mapper_train.run(c, str(tmp_path))
     m = sc_load_mapper(out["final_dirs"][0])
     G = sc.load_generator("shapes")

@@ -96,7 +96,7 @@ def test_shipped_fs3_matches_a_fresh_sweep_block(world):
     from configs.global_direction import get_config
     c = get_config()
     mean, std, fs3 = _shipped(G, clip)
-    ws = gd.sample_ws(G, c.sweep_images, c.stats_truncation_psi, c.stats_truncation_cutoff, c.stats_seed)
+    ws = gd.sample_ws(G, c.sweep.images, c.stats.truncation_psi, c.stats.truncation_cutoff, c.stats.seed)
     layer = G.layout[0]
-    part = gd.channel_relevance_naive(G, clip, mean, std, ws[: c.sweep_images], [layer.name] * 2, [0, 1])
+    part = gd.channel_relevance_naive(G, clip, mean, std, ws[: c.sweep.images], [layer.name] * 2, [0, 1])
     np.testing.assert_allclose(fs3[:2], part, atol=2e-3)

@@ -21,15 +21,9 @@ and starts from the same init (same seed), so mapper k equals what training prom
 The generator image ``x`` and its identity features are computed once per batch and shared.
 
 Pure, jittable core: :func:`mapper_loss`, :func:`train_step`, :func:`eval_losses`,
-:func:`batch_indices`, :func:`init_train_state`. The thin driver :func:`fit` adds the orbax
-``CheckpointManager`` (params, optimiser state, step, data-order key, best validation losses), exact
-resume, JSON-lines metrics, validation with best-mapper export, sample grids and a tqdm progress bar.
-
-Workdir layout written by :func:`fit`::
-
-    checkpoints/<step>/      orbax training state (the last few)      run.json        prompts + settings
-    metrics.jsonl            one JSON object per (step, prompt, split) samples/step_XXXXXX.png
-    best/<k:02d>/            best-validation mapper of prompt k       final/<k:02d>/  mapper at the end
+:func:`batch_indices`, :func:`init_train_state`. The training loop (orbax checkpoints, exact resume,
+metrics, best-mapper export, sample grids, progress) is the job driver
+:func:`styleclip_jax.jobs.mapper_train.train`.
 """
 from __future__ import annotations
 
@@ -38,21 +32,19 @@ import functools
 import json
 import os
 import pathlib
-import time
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Mapping, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..jobs import outputs as io_utils
 from ..models import ops
 from . import optim
 from ..models.mapper import MapperConfig, apply_mapper, init_mapper_params, read_styleclip_mapper_pt
 
 __all__ = ["Mapper", "load_mapper", "MapperTrainConfig", "mapper_loss", "train_step", "eval_losses",
-           "batch_indices", "init_train_state", "current_params", "make_optimizer", "fit",
+           "batch_indices", "init_train_state", "current_params", "make_optimizer",
            "sample_latents", "sample_images", "STEP_SCALE"]
 
 STEP_SCALE = 0.1  # w_hat = w + 0.1 * M(w), hard-coded in coach.py and inference.py
@@ -281,7 +273,7 @@ def mapper_loss(params, w, x_feats_id, text_emb, *, G, clip, arc, mcfg: MapperCo
     return loss, {"loss": loss, "clip": c_loss, "l2": l2, "id": id_l}
 
 
-def _uses_id(arc, tcfg):
+def uses_id(arc, tcfg):
     return arc is not None and tcfg.id_lambda > 0
 
 
@@ -293,7 +285,7 @@ def train_step(G, clip, arc, state, w, text_embs, *, mcfg: MapperConfig, tcfg: M
     """
     tx = make_optimizer(tcfg)
     feats = None
-    if _uses_id(arc, tcfg):
+    if uses_id(arc, tcfg):
         feats = jax.lax.stop_gradient(_id_features(arc, _render(G, w, tcfg.noise_mode, tcfg.precision)))
 
     def one(opt_params, opt_state, text):
@@ -312,7 +304,7 @@ def train_step(G, clip, arc, state, w, text_embs, *, mcfg: MapperConfig, tcfg: M
 def eval_losses(G, clip, arc, params_k, w, text_embs, *, mcfg: MapperConfig, tcfg: MapperTrainConfig):
     """Validation losses of K mappers (params with a K axis) on the batch ``w``: dict of (K,) arrays."""
     feats = None
-    if _uses_id(arc, tcfg):
+    if uses_id(arc, tcfg):
         feats = _id_features(arc, _render(G, w, tcfg.noise_mode, tcfg.precision))
 
     def one(p, text):
@@ -348,249 +340,3 @@ def sample_latents(G, num: int, seed: int, truncation_psi: float = 0.7, chunk: i
     out = [np.asarray(G.mapping(z[i:i + chunk], truncation_psi=float(truncation_psi)))
            for i in range(0, num, chunk)]
     return np.concatenate(out).astype(np.float32)
-
-
-# ---------------------------------------------------------------------------------------
-# Driver
-# ---------------------------------------------------------------------------------------
-def _is_main() -> bool:
-    return jax.process_index() == 0
-
-
-def _checkpoint_manager(directory: pathlib.Path, max_to_keep: int):
-    import orbax.checkpoint as ocp
-    opts = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True,
-                                        enable_async_checkpointing=False)
-    return ocp.CheckpointManager(directory.absolute(), options=opts)
-
-
-def _save_state(mngr, state):
-    import orbax.checkpoint as ocp
-    mngr.save(int(state["step"]), args=ocp.args.StandardSave(state), force=True)
-    mngr.wait_until_finished()
-
-
-def _restore_state(mngr, step, template):
-    import orbax.checkpoint as ocp
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
-    return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
-
-
-def _read_metrics_upto(path: pathlib.Path, step: int) -> List[str]:
-    """Lines of a metrics.jsonl with step <= ``step`` (drops a torn last line after kill -9)."""
-    keep = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if int(rec.get("step", 0)) <= step:
-                keep.append(line)
-    return keep
-
-
-class _Logger:
-    """metrics.jsonl (+ TensorBoard if tensorboardX or torch.utils.tensorboard is importable)."""
-
-    def __init__(self, workdir: pathlib.Path, resume_step: int, tensorboard: bool):
-        self.path = workdir / "metrics.jsonl"
-        self.enabled = _is_main()
-        self.tb = None
-        if not self.enabled:
-            return
-        lines = _read_metrics_upto(self.path, resume_step)
-        with io_utils.atomic_path(self.path) as tmp:
-            pathlib.Path(tmp).write_text("".join(l + "\n" for l in lines))
-        self.f = open(self.path, "a")
-        if tensorboard:
-            for mod in ("tensorboardX", "torch.utils.tensorboard"):
-                try:
-                    self.tb = __import__(mod, fromlist=["SummaryWriter"]).SummaryWriter(str(workdir / "tb"))
-                    break
-                except Exception:  # optional dependency
-                    continue
-
-    def write(self, step: int, split: str, prompts: Sequence[str], metrics: Mapping[str, np.ndarray], **extra):
-        if not self.enabled:
-            return
-        for k, prompt in enumerate(prompts):
-            rec = {"step": int(step), "split": split, "prompt_index": k, "prompt": prompt,
-                   **{name: float(v[k]) for name, v in metrics.items()}, **extra}
-            self.f.write(json.dumps(rec) + "\n")
-            if self.tb is not None:
-                for name, v in metrics.items():
-                    self.tb.add_scalar(f"{split}/{k:02d}/{name}", float(v[k]), step)
-        self.f.flush()
-
-    def close(self):
-        if self.enabled:
-            self.f.close()
-            if self.tb is not None:
-                self.tb.close()
-
-
-def _mapper_for(params_k, k, mcfg):
-    return Mapper(jax.tree_util.tree_map(lambda a: np.asarray(a[k]), params_k), mcfg)
-
-
-def fit(G, clip, w_train, w_test, text_embs, prompts: Sequence[str], workdir, *,
-        mcfg: MapperConfig, tcfg: MapperTrainConfig, max_steps: int, arc=None, seed: int = 0,
-        test_batch_size: int = 8, val_every: int = 2000, ckpt_every: int = 1000, log_every: int = 50,
-        image_every: int = 100, num_samples: int = 4, max_to_keep: int = 2, tensorboard: bool = True,
-        run_info: Optional[Mapping] = None, stop_after: Optional[int] = None, verbose: bool = True) -> Dict:
-    """Train K = len(prompts) mappers for ``max_steps`` steps in ``workdir``, resuming if it holds a
-    checkpoint of the same run.
-
-    Args:
-      G, clip, arc: generator, CLIP bundle, ArcFace (or None: no ID term).
-      w_train: (N_train, num_ws, w_dim) training latents; w_test: (N_test, ...) validation latents.
-      text_embs: (K, D) unit text embeddings, prompts: their K strings (for logs and metadata).
-      mcfg, tcfg: mapper / training configs. seed: mapper init (``PRNGKey(seed)``) and data order
-        (``fold_in(PRNGKey(seed), 1)``).
-      val_every / ckpt_every / log_every / image_every: intervals in steps (<= 0 disables; an enabled
-        one also fires at the last step; the last step is always checkpointed).
-      run_info: JSON dict stored in ``run.json``; on resume its ``fingerprint`` entry must match.
-      stop_after: testing/preemption aid: return after this many steps of THIS call without the final
-        checkpoint or exports (as if the process had been killed).
-    Returns:
-      dict with ``params`` (K-stacked numpy mapper params), ``step``, ``best_val`` (K,), ``resumed_from``,
-      ``final_dirs``, ``best_dirs`` and ``seconds``.
-    """
-    tcfg.validate()
-    workdir = pathlib.Path(workdir)
-    K = len(prompts)
-    text_embs = jnp.asarray(text_embs, jnp.float32)
-    if text_embs.shape[0] != K:
-        raise ValueError(f"{text_embs.shape[0]} text embeddings for {K} prompts")
-    w_train = np.asarray(w_train, np.float32)
-    w_test = np.asarray(w_test, np.float32)
-    for name, arr in (("training", w_train), ("test", w_test)):
-        if arr.ndim != 3 or arr.shape[1:] != (G.num_ws, G.cfg.w_dim):
-            raise ValueError(f"{name} latents have shape {arr.shape}, expected (N, {G.num_ws}, {G.cfg.w_dim})")
-    if mcfg.latent_dim != G.cfg.w_dim:
-        raise ValueError(f"mapper latent_dim {mcfg.latent_dim} != generator w_dim {G.cfg.w_dim}")
-    if len(w_train) < tcfg.batch_size:
-        raise ValueError(f"{len(w_train)} training latents < batch_size {tcfg.batch_size}")
-    if len(w_test) < 1:
-        raise ValueError("no test latents")
-    if tcfg.id_lambda > 0 and arc is None:
-        raise ValueError("id_lambda > 0 needs ArcFace weights (arc=...)")
-    arc_used = arc if _uses_id(arc, tcfg) else None
-
-    key = jax.random.PRNGKey(seed)
-    template = init_train_state(key, jax.random.fold_in(key, 1), mcfg, tcfg, K)
-    mngr = _checkpoint_manager(workdir / "checkpoints", max_to_keep)
-    run_path = workdir / "run.json"
-    info = {"prompts": list(prompts), "mapper_config": mcfg.to_dict(),
-            "train_config": dataclasses.asdict(tcfg), "seed": seed, **dict(run_info or {})}
-    latest = mngr.latest_step()
-    if latest is not None:
-        if run_path.is_file():
-            old = json.loads(run_path.read_text())
-            diff = [k for k in ("prompts", "mapper_config", "train_config", "seed", "fingerprint")
-                    if old.get(k) != info.get(k)]
-            if diff:
-                raise ValueError(f"{workdir}: holds a checkpoint of a different run (changed: {diff}); "
-                                 "use a new --workdir or delete the old one")
-        state = _restore_state(mngr, latest, template)
-    else:
-        state = template
-    start = int(state["step"])
-    if _is_main():
-        workdir.mkdir(parents=True, exist_ok=True)
-        io_utils.write_json(run_path, {**info, "max_steps": int(max_steps)})
-    logger = _Logger(workdir, start, tensorboard)
-    w_samples = w_test[:num_samples]
-    best_dirs = [workdir / "best" / f"{k:02d}" for k in range(K)]
-    final_dirs = [workdir / "final" / f"{k:02d}" for k in range(K)]
-
-    def validate(step):
-        params_k = current_params(state, tcfg)
-        sums, n = None, 0
-        for i in range(0, len(w_test), test_batch_size):
-            wb = jnp.asarray(w_test[i:i + test_batch_size])
-            m = eval_losses(G, clip, arc_used, params_k, wb, text_embs, mcfg=mcfg, tcfg=tcfg)
-            m = {k: np.asarray(v, np.float64) * len(wb) for k, v in m.items()}
-            sums = m if sums is None else {k: sums[k] + m[k] for k in m}
-            n += len(wb)
-        return {k: v / n for k, v in sums.items()}
-
-    def save_samples(step):
-        if not _is_main() or len(w_samples) == 0:
-            return
-        params_k = current_params(state, tcfg)
-        src, edited = sample_images(G, params_k, jnp.asarray(w_samples), mcfg=mcfg, noise_mode=tcfg.noise_mode)
-        cells = np.concatenate([np.asarray(src)[None], np.asarray(edited)], 0)  # (1+K, N, H, W, 3)
-        cells = np.transpose(cells, (1, 0, 2, 3, 4)).reshape(-1, *src.shape[1:])
-        io_utils.save_grid(workdir / "samples" / f"step_{step:06d}.png", cells, rows=len(w_samples), cols=1 + K)
-
-    def export(dirs, step, extra):
-        if not _is_main():
-            return
-        params_k = current_params(state, tcfg)
-        for k in range(K):
-            if dirs[k] is None:
-                continue
-            meta = {"prompt": prompts[k], "step": int(step), "trained_by": "styleclip_jax.editing.mapper.fit",
-                    "train_config": dataclasses.asdict(tcfg), **{kk: v[k] for kk, v in extra.items()},
-                    **{kk: v for kk, v in (run_info or {}).items() if kk in ("generator", "clip_model")}}
-            _mapper_for(params_k, k, mcfg).save(dirs[k], extra=meta, overwrite=True)
-
-    t0 = time.time()
-    n_train = len(w_train)
-    bar = None
-    if verbose and _is_main():
-        from tqdm.auto import tqdm
-        bar = tqdm(total=max_steps, initial=start, desc=f"mapper x{K}", unit="step", dynamic_ncols=True)
-    if start > 0 and verbose and _is_main():
-        print(f"resumed from {workdir / 'checkpoints'} at step {start}")
-    done_this_call = 0
-    step = start
-    try:
-        while step < max_steps:
-            idx = np.asarray(batch_indices(state["data_key"], step, num_examples=n_train,
-                                           batch_size=tcfg.batch_size))
-            state, m = train_step(G, clip, arc_used, state, jnp.asarray(w_train[idx]), text_embs,
-                                  mcfg=mcfg, tcfg=tcfg)
-            step += 1
-            done_this_call += 1
-            last = step == max_steps
-            if log_every > 0 and (step % log_every == 0 or last):
-                m = {k: np.asarray(v) for k, v in m.items()}
-                logger.write(step, "train", prompts, m, seconds=round(time.time() - t0, 3))
-                if bar is not None:
-                    bar.set_postfix(loss=" ".join(f"{v:.4f}" for v in m["loss"]))
-            if val_every > 0 and (step % val_every == 0 or last):
-                v = validate(step)
-                logger.write(step, "val", prompts, v)
-                best = np.asarray(state["best_val"])
-                improved = v["loss"] < best
-                if improved.any():
-                    export([d if improved[k] else None for k, d in enumerate(best_dirs)], step,
-                           {"val_loss": [float(x) for x in v["loss"]]})
-                    state = dict(state, best_val=jnp.asarray(np.where(improved, v["loss"], best), jnp.float32),
-                                 best_step=jnp.where(jnp.asarray(improved), step, state["best_step"]))
-            if image_every > 0 and (step % image_every == 0 or last):
-                save_samples(step)
-            if (ckpt_every > 0 and step % ckpt_every == 0) or last:
-                _save_state(mngr, state)
-            if bar is not None:
-                bar.update(1)
-            if stop_after is not None and done_this_call >= stop_after and not last:
-                break
-        else:
-            export(final_dirs, step, {"best_val_loss": [float(x) if np.isfinite(x) else None
-                                                        for x in np.asarray(state["best_val"])],
-                                      "best_step": [int(x) for x in np.asarray(state["best_step"])]})
-    finally:
-        if bar is not None:
-            bar.close()
-        logger.close()
-        mngr.wait_until_finished()
-        mngr.close()
-    finished = step >= max_steps
-    return {"params": jax.tree_util.tree_map(np.asarray, current_params(state, tcfg)), "step": step,
-            "best_val": np.asarray(state["best_val"]), "resumed_from": start, "finished": finished,
-            "final_dirs": [str(d) for d in final_dirs] if finished else [],
-            "best_dirs": [str(d) for d in best_dirs], "seconds": time.time() - t0}

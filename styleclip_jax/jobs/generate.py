@@ -7,26 +7,29 @@ import pathlib
 import numpy as np
 
 from . import outputs as io_utils
+from ..errors import ConfigError
 from ..models.generator import seeds_to_z
 
 NOISE_MODES = ("const", "random", "none")
 
 
 def validate(config) -> None:
+    if config.generator is None:
+        raise ConfigError("--config.generator is required with this preset (an NVlabs .pkl, a rosinality .pt or "
+                          "a converted folder)")
     io_utils.parse_seeds(config.seeds)
     if not (0.0 <= float(config.truncation_psi) <= 2.0):
-        raise ValueError(f"--config.truncation_psi={config.truncation_psi}: expected a number in [0, 2]")
+        raise ConfigError(f"--config.truncation_psi={config.truncation_psi}: expected a number in [0, 2]")
     if config.noise_mode not in NOISE_MODES:
-        raise ValueError(f"--config.noise_mode={config.noise_mode!r}: expected one of {NOISE_MODES}")
+        raise ConfigError(f"--config.noise_mode={config.noise_mode!r}: expected one of {NOISE_MODES}")
     if int(config.batch_size) < 1:
-        raise ValueError(f"--config.batch_size={config.batch_size}: expected a positive integer")
+        raise ConfigError(f"--config.batch_size={config.batch_size}: expected a positive integer")
 
 
 def run(config, workdir: str) -> dict:
     """Map seeds with truncation, synthesise in batches, write grid.png + images.npz to workdir."""
     import jax
     from ..loaders import load_generator
-    validate(config)
     seeds = io_utils.parse_seeds(config.seeds)
     G = load_generator(config.generator)
     z = seeds_to_z(seeds, G.cfg.z_dim)

@@ -9,25 +9,32 @@ import pathlib
 import numpy as np
 
 from . import outputs as io_utils
+from . import sources
+from ..errors import ConfigError
+
+
+def validate_precompute(config) -> None:
+    """The fields of the statistics / fs3 sweep (shared with --mode=global_direction_precompute)."""
+    if config.generator is None:
+        raise ConfigError("--config.generator is required with this preset (an NVlabs .pkl, a rosinality .pt or "
+                          "a converted folder)")
+    if config.fs3 is not None and not pathlib.Path(config.fs3).is_file():
+        raise ConfigError(f"--config.fs3={config.fs3}: file not found (expected an fs3 .npy)")
+    from ..models.ops import PRECISIONS
+    if config.sweep.precision not in PRECISIONS:
+        raise ConfigError(f"--config.sweep.precision={config.sweep.precision!r}: expected one of {PRECISIONS}")
+    if int(config.stats.samples) < 2 or int(config.sweep.images) < 1:
+        raise ConfigError("--config.stats.samples must be >= 2 and --config.sweep.images >= 1")
+    if config.clip_preprocess not in ("official", "normalized", "resize"):
+        raise ConfigError(f"--config.clip_preprocess={config.clip_preprocess!r}: expected official|normalized|resize")
 
 
 def validate(config) -> None:
     targets(config)
     alphas(config)
     betas(config)
-    if config.latents is None:
-        io_utils.parse_seeds(config.seeds)
-    elif not pathlib.Path(config.latents).is_file():
-        raise ValueError(f"--config.latents={config.latents}: file not found")
-    if config.fs3 is not None and not pathlib.Path(config.fs3).is_file():
-        raise ValueError(f"--config.fs3={config.fs3}: file not found (expected an fs3 .npy)")
-    from ..models.ops import PRECISIONS
-    if config.sweep_precision not in PRECISIONS:
-        raise ValueError(f"--config.sweep_precision={config.sweep_precision!r}: expected one of {PRECISIONS}")
-    if int(config.stats_samples) < 2 or int(config.sweep_images) < 1:
-        raise ValueError("--config.stats_samples must be >= 2 and --config.sweep_images >= 1")
-    if config.clip_preprocess not in (None, "official", "normalized", "resize"):
-        raise ValueError(f"--config.clip_preprocess={config.clip_preprocess!r}: expected official|normalized|resize")
+    sources.validate(config)
+    validate_precompute(config)
 
 
 def targets(config):
@@ -45,7 +52,7 @@ def alphas(config):
 def betas(config):
     b = io_utils.parse_float_list(config.betas, "--config.betas") if config.betas is not None else [float(config.beta)]
     if any(x < 0 for x in b):
-        raise ValueError("--config.beta(s) must be >= 0")
+        raise ConfigError("--config.beta(s) must be >= 0")
     return b
 
 
@@ -67,23 +74,18 @@ def cache_dir_for(config) -> pathlib.Path:
     return pathlib.Path(os.path.expanduser("~/.cache/styleclip_jax")) / f"{src.name}-{h}" / "global_direction"
 
 
-def _clip_preprocess(config) -> str:
-    if config.clip_preprocess:
-        return config.clip_preprocess
-    return "official" if str(config.clip_model) == "shapes" else "normalized"
-
-
 def precompute(config, G, clip, verbose=True):
     """(mean, std, fs3, paths): load from the cache (or the shipped shapes assets) or compute and cache."""
     from ..editing import global_direction as gd
     from ..loaders import SHIPPED_GD
     cache = cache_dir_for(config)
-    stats_name = (f"stats_n{int(config.stats_samples)}_psi{float(config.stats_truncation_psi)}"
-                  f"_cut{config.stats_truncation_cutoff}_seed{int(config.stats_seed)}.npz")
+    st, sw = config.stats, config.sweep
+    stats_name = (f"stats_n{int(st.samples)}_psi{float(st.truncation_psi)}"
+                  f"_cut{st.truncation_cutoff}_seed{int(st.seed)}.npz")
     # keyed by the weights, not only the name: a retrained CLIP at the same path must not reuse a stale fs3
     clip_tag = hashlib.sha256(f"{clip.fingerprint()}|{clip.preprocess}".encode()).hexdigest()[:8]
-    sweep_name = (f"fs3_m{int(config.sweep_images)}_a{float(config.sweep_alpha)}_res{config.sweep_max_resolution}"
-                  f"_{config.sweep_precision}_clip{clip_tag}")
+    sweep_name = (f"fs3_m{int(sw.images)}_a{float(sw.alpha)}_res{sw.max_resolution}"
+                  f"_{sw.precision}_clip{clip_tag}")
     shipped = None
     if str(config.generator) == "shapes" and str(config.clip_model) == "shapes":
         shipped = SHIPPED_GD
@@ -96,9 +98,9 @@ def precompute(config, G, clip, verbose=True):
             print(f"StyleSpace statistics: {stats_path}")
     else:
         if verbose:
-            print(f"computing StyleSpace statistics over {int(config.stats_samples)} samples -> {stats_path}")
-        mean, std = gd.style_stats(G, int(config.stats_samples), float(config.stats_truncation_psi),
-                                   config.stats_truncation_cutoff, int(config.stats_seed), progress=verbose)
+            print(f"computing StyleSpace statistics over {int(st.samples)} samples -> {stats_path}")
+        mean, std = gd.style_stats(G, int(st.samples), float(st.truncation_psi),
+                                   st.truncation_cutoff, int(st.seed), progress=verbose)
         import jax
         if jax.process_index() == 0:
             gd.save_stats(stats_path, mean, std)
@@ -115,17 +117,17 @@ def precompute(config, G, clip, verbose=True):
                 print(f"channel relevance (fs3): {fs3_path}")
         else:
             if verbose:
-                n = gd.num_relevance_channels(G, config.sweep_max_resolution)
-                print(f"channel-relevance sweep: {n} channels x {int(config.sweep_images)} images -> {fs3_path}")
+                n = gd.num_relevance_channels(G, sw.max_resolution)
+                print(f"channel-relevance sweep: {n} channels x {int(sw.images)} images -> {fs3_path}")
             fs3 = gd.channel_relevance(
-                G, clip, mean, std, num_images=int(config.sweep_images), seed=int(config.stats_seed),
-                truncation_psi=float(config.stats_truncation_psi), truncation_cutoff=config.stats_truncation_cutoff,
-                alpha=float(config.sweep_alpha), max_resolution=config.sweep_max_resolution,
-                block_size=int(config.sweep_block_size), image_batch=config.sweep_image_batch,
-                out_dir=fs3_path.parent, precision=config.sweep_precision, progress=verbose)
+                G, clip, mean, std, num_images=int(sw.images), seed=int(st.seed),
+                truncation_psi=float(st.truncation_psi), truncation_cutoff=st.truncation_cutoff,
+                alpha=float(sw.alpha), max_resolution=sw.max_resolution,
+                block_size=int(sw.block_size), image_batch=sw.image_batch,
+                out_dir=fs3_path.parent, precision=sw.precision, progress=verbose)
     paths = {"stats": str(stats_path), "fs3": str(fs3_path)}
-    if config.sweep_precision != "float32" and not config.fs3:
-        paths.update(_precision_agreement(fs3, fs3_path, [d / sweep_name.replace(f"_{config.sweep_precision}_",
+    if sw.precision != "float32" and not config.fs3:
+        paths.update(_precision_agreement(fs3, fs3_path, [d / sweep_name.replace(f"_{sw.precision}_",
                                                                                  "_float32_") / "fs3.npy"
                                                           for d in (cache, shipped) if d is not None], verbose))
     return mean, std, fs3, paths
@@ -161,7 +163,7 @@ def load_models(config):
     from ..models.clip import load_clip
     from ..loaders import load_generator
     G = load_generator(config.generator)
-    clip = load_clip(config.clip_model, preprocess=_clip_preprocess(config))
+    clip = load_clip(config.clip_model, preprocess=config.clip_preprocess)
     arc = load_arcface(config.arcface) if config.arcface else None
     return G, clip, arc
 
@@ -169,19 +171,10 @@ def load_models(config):
 def run(config, workdir: str) -> dict:
     import jax
     from ..editing import global_direction as gd
-    from ..models.generator import seeds_to_z
-    from ..checkpoints.latents import load_latents
-    validate(config)
     T, A, B = targets(config), alphas(config), betas(config)
     G, clip, arc = load_models(config)
     mean, std, fs3, paths = precompute(config, G, clip)
-    if config.latents is not None:
-        ws = load_latents(config.latents, G.num_ws, G.cfg.w_dim)
-        labels = [f"latent {i}" for i in range(len(ws))]
-    else:
-        seeds = io_utils.parse_seeds(config.seeds)
-        ws = np.asarray(G.mapping(seeds_to_z(seeds, G.cfg.z_dim), truncation_psi=float(config.truncation_psi)))
-        labels = [f"seed {s}" for s in seeds]
+    ws, labels = sources.load(G, config)
     pairs = [(config.neutral, t) for t in T]
     res = gd.study(G, clip, ws, pairs, A, B, fs3, mean, std, arc=arc)
     if jax.process_index() != 0:

@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import pathlib
 
-from .global_direction import load_models, precompute, validate  # noqa: F401
+from .global_direction import load_models, precompute, validate_precompute
+
+validate = validate_precompute  # the same fields as --mode=global_direction's precomputation
 
 
 def run(config, workdir: str) -> dict:

@@ -6,65 +6,45 @@ import pathlib
 import numpy as np
 
 from . import outputs as io_utils
+from . import sources
 from ..editing import latent_optimization as lo
-
-# Shapes world: lr 0.01 keeps edits near the source (the issue's prototype found the official 0.1 drives this
-# world into noise without the L2 term). Toward "a blue shape", 100 steps raise the shipped CLIP's similarity
-# on all 51 non-blue samples of seeds 0-59 and raise the blue share of 10 with their shape kept (all 6 purple);
-# colours are modes of this generator, so it crosses to blue only from neighbouring hues.
-SHAPES_LR = 0.01
+from ..errors import ConfigError
 
 
 def build_config(config) -> lo.LatentOptConfig:
-    lr = config.lr
-    if lr is None:
-        lr = SHAPES_LR if str(config.generator) == "shapes" else 0.1
-    cfg = lo.LatentOptConfig(mode=config.mode, space=config.space, lr=float(lr), steps=int(config.steps),
-                             l2_lambda=float(config.l2_lambda), id_lambda=float(config.id_lambda),
-                             report_every=max(1, int(config.report_every)), precision=str(config.precision))
+    o = config.optim
+    cfg = lo.LatentOptConfig(mode=config.mode, space=config.space, lr=float(o.lr), steps=int(o.steps),
+                             l2_lambda=float(o.l2_lambda), id_lambda=float(o.id_lambda),
+                             report_every=max(1, int(config.report_every)), precision=str(o.precision))
     try:
         cfg.validate()
     except ValueError as e:
-        raise ValueError(f"--config.{e}") from None
+        field = str(e).split("=", 1)[0]
+        raise ConfigError(f"--config.{'' if field in ('mode', 'space') else 'optim.'}{e}") from None
     return cfg
 
 
 def validate(config) -> None:
     build_config(config)
     io_utils.parse_list(config.prompts, "--config.prompts")
-    if config.latents is None:
-        io_utils.parse_seeds(config.seeds)
-    elif not pathlib.Path(config.latents).is_file():
-        raise ValueError(f"--config.latents={config.latents}: file not found (expected .npy/.npz/.pt latents)")
+    sources.validate(config)
     if config.pairing not in ("product", "zip"):
-        raise ValueError(f"--config.pairing={config.pairing!r}: expected 'product' or 'zip'")
-    if float(config.id_lambda) > 0 and config.mode == "edit" and config.arcface is None:
-        raise ValueError("--config.id_lambda > 0 needs --config.arcface=model_ir_se50.pth (or a converted folder)")
-
-
-def load_sources(G, config):
-    """(N, num_ws, w_dim) sources and their labels, from a latents file or seeds."""
-    from ..models.generator import seeds_to_z
-    from ..checkpoints.latents import load_latents
-    if config.latents is not None:
-        w = load_latents(config.latents, G.num_ws, G.cfg.w_dim)
-        return w, [f"latent {i}" for i in range(len(w))]
-    seeds = io_utils.parse_seeds(config.seeds)
-    w = np.asarray(G.mapping(seeds_to_z(seeds, G.cfg.z_dim), truncation_psi=float(config.truncation_psi)))
-    return w, [f"seed {s}" for s in seeds]
+        raise ConfigError(f"--config.pairing={config.pairing!r}: expected 'product' or 'zip'")
+    if float(config.optim.id_lambda) > 0 and config.mode == "edit" and config.arcface is None:
+        raise ConfigError("--config.optim.id_lambda > 0 needs --config.arcface=model_ir_se50.pth "
+                          "(or a converted folder)")
 
 
 def run(config, workdir: str) -> dict:
     from ..models.arcface import load_arcface
     from ..models.clip import load_clip
     from ..loaders import load_generator
-    validate(config)
     cfg = build_config(config)
     prompts = io_utils.parse_list(config.prompts, "--config.prompts")
     G = load_generator(config.generator)
     clip = load_clip(config.clip_model, preprocess=config.clip_preprocess)
     arc = load_arcface(config.arcface) if config.arcface else None
-    w_src, labels = load_sources(G, config)
+    w_src, labels = sources.load(G, config)
     text = clip.encode_texts(prompts)
     n, p = len(w_src), len(prompts)
     pairs = lo.make_pairs(n, p, config.pairing)

@@ -13,12 +13,14 @@ import time
 import numpy as np
 
 from . import outputs as io_utils
+from . import sources
+from ..errors import ConfigError
 
 
 def mapper_paths(value) -> list:
     """--config.mapper: one path or a JSON list of paths."""
     if value is None:
-        raise ValueError("--config.mapper is required: a mapper folder (from mapper_train or "
+        raise ConfigError("--config.mapper is required: a mapper folder (from mapper_train or "
                          "checkpoints_convert/convert_mapper.py), a training workdir, or an official .pt; "
                          "or a JSON list of them")
     return io_utils.parse_list(value, "--config.mapper")
@@ -27,23 +29,23 @@ def mapper_paths(value) -> list:
 def validate(config) -> None:
     for p in mapper_paths(config.mapper):
         if not pathlib.Path(p).expanduser().exists():
-            raise ValueError(f"--config.mapper: {p} does not exist")
-    if config.latents is None:
-        io_utils.parse_seeds(config.seeds)
-    elif not pathlib.Path(config.latents).is_file():
-        raise ValueError(f"--config.latents={config.latents}: file not found (expected .npy/.npz/.pt latents)")
+            raise ConfigError(f"--config.mapper: {p} does not exist")
+    sources.validate(config)
+    if config.generator is None:
+        raise ConfigError("--config.generator is required with this preset (the generator the mappers were "
+                          "trained for)")
     try:
         float(config.alpha)
     except (TypeError, ValueError):
-        raise ValueError(f"--config.alpha={config.alpha!r}: expected a number") from None
+        raise ConfigError(f"--config.alpha={config.alpha!r}: expected a number") from None
     if int(config.batch_size) < 1:
-        raise ValueError(f"--config.batch_size={config.batch_size}: expected a positive integer")
+        raise ConfigError(f"--config.batch_size={config.batch_size}: expected a positive integer")
     if config.noise_mode not in ("const", "none"):
-        raise ValueError(f"--config.noise_mode={config.noise_mode!r}: expected 'const' or 'none'")
+        raise ConfigError(f"--config.noise_mode={config.noise_mode!r}: expected 'const' or 'none'")
     if config.prompts is not None:
         n = len(io_utils.parse_list(config.prompts, "--config.prompts"))
         if n != len(mapper_paths(config.mapper)):
-            raise ValueError(f"--config.prompts has {n} prompts for {len(mapper_paths(config.mapper))} mappers")
+            raise ConfigError(f"--config.prompts has {n} prompts for {len(mapper_paths(config.mapper))} mappers")
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,10 +76,10 @@ def _check_fit(m, G, path):
     if cfg.mapper_type == "WithoutToRGBStyleSpaceMapper":
         dims = tuple(l.channels for l in G.layout)
         if dims != tuple(cfg.stylespace_dims):
-            raise ValueError(f"--config.mapper={path}: StyleSpace mapper for S layers {cfg.stylespace_dims}, "
+            raise ConfigError(f"--config.mapper={path}: StyleSpace mapper for S layers {cfg.stylespace_dims}, "
                              f"but the generator has {dims}")
     elif cfg.latent_dim != G.cfg.w_dim:
-        raise ValueError(f"--config.mapper={path}: mapper width {cfg.latent_dim} != generator w_dim {G.cfg.w_dim}")
+        raise ConfigError(f"--config.mapper={path}: mapper width {cfg.latent_dim} != generator w_dim {G.cfg.w_dim}")
 
 
 def edit(G, mapper, w, alpha=1.0, noise_mode="const", batch_size=16):
@@ -102,14 +104,12 @@ def run(config, workdir: str) -> dict:
 
     from ..loaders import load_generator
     from ..editing.mapper import load_mapper
-    from .latent_optimization import load_sources
-    validate(config)
     paths = mapper_paths(config.mapper)
     G = load_generator(config.generator)
     mappers = [load_mapper(p) for p in paths]
     for m, p in zip(mappers, paths):
         _check_fit(m, G, p)
-    w_src, labels = load_sources(G, config)
+    w_src, labels = sources.load(G, config)
     alpha, bs, nm = float(config.alpha), int(config.batch_size), config.noise_mode
     prompts = (io_utils.parse_list(config.prompts, "--config.prompts") if config.prompts is not None
                else [m.prompt for m in mappers])

@@ -9,16 +9,26 @@ from typing import List
 
 import numpy as np
 
+from ..errors import ConfigError
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temp path next to `path`; rename it over `path` only if the block succeeds."""
+    """Yield a temp path next to `path`; rename it over `path` only if the block succeeds. The file gets the
+    permissions a plain open() would give (0666 minus the umask), not mkstemp's 0600."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -63,9 +73,9 @@ def parse_seeds(spec, flag: str = "--config.seeds") -> List[int]:
             else:
                 out.append(int(part))
     except (TypeError, ValueError):
-        raise ValueError(f"{flag}={spec!r}: expected seeds like '0-7' or '1,5,9' (non-negative integers)") from None
+        raise ConfigError(f"{flag}={spec!r}: expected seeds like '0-7' or '1,5,9' (non-negative integers)") from None
     if not out or any(s < 0 for s in out):
-        raise ValueError(f"{flag}={spec!r}: expected at least one non-negative seed, like '0-7'")
+        raise ConfigError(f"{flag}={spec!r}: expected at least one non-negative seed, like '0-7'")
     return out
 
 
@@ -113,7 +123,7 @@ def parse_list(value, flag: str, item_type=str) -> list:
         try:
             items = list(ast.literal_eval(value.strip()))
         except (ValueError, SyntaxError):
-            raise ValueError(f"{flag}={value!r}: expected a list like '[\"a\", \"b\"]' or '[1, 2]'") from None
+            raise ConfigError(f"{flag}={value!r}: expected a list like '[\"a\", \"b\"]' or '[1, 2]'") from None
     elif isinstance(value, str) and item_type is not str:
         items = [v for v in value.split(",") if v.strip()]
     else:
@@ -121,9 +131,9 @@ def parse_list(value, flag: str, item_type=str) -> list:
     try:
         out = [item_type(v) for v in items]
     except (TypeError, ValueError):
-        raise ValueError(f"{flag}={value!r}: every item must be a {item_type.__name__}") from None
+        raise ConfigError(f"{flag}={value!r}: every item must be a {item_type.__name__}") from None
     if not out or (item_type is str and any(not s.strip() for s in out)):
-        raise ValueError(f"{flag}={value!r}: expected at least one non-empty item")
+        raise ConfigError(f"{flag}={value!r}: expected at least one non-empty item")
     return out
 
 

@@ -388,11 +388,22 @@ class Generator:
 
     @property
     def num_ws(self) -> int:
+        """Rows of W+ (one per style input of the synthesis network)."""
         return self._config.num_ws
 
     @property
-    def resolution(self) -> int:
+    def z_dim(self) -> int:
+        return self._config.z_dim
+
+    @property
+    def w_dim(self) -> int:
+        return self._config.w_dim
+
+    @property
+    def img_resolution(self) -> int:
         return self._config.img_resolution
+
+    resolution = img_resolution
 
     def mapping(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None):
         """(N, z_dim) -> (N, num_ws, w_dim)."""
