@@ -241,8 +241,9 @@ def test_invert_job_with_an_e4e_checkpoint(small_ckpt, tmp_path):
     photos.mkdir()
     for name in ("b.png", "a.png"):
         PIL.Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(photos / name)
-    c = get_config()
-    c.encoder, c.images, c.refine_steps, c.refine_lr, c.report_every = str(small_ckpt[0]), str(photos), 5, 0.05, 0
+    c = get_config("official")
+    c.encoder, c.images, c.report_every = str(small_ckpt[0]), str(photos), 0
+    c.refine.steps, c.refine.lr = 5, 0.05
     summary = job.run(c, str(tmp_path / "run"))
     out = tmp_path / "run"
     lat = np.load(out / "latents.npy")
@@ -253,7 +254,9 @@ def test_invert_job_with_an_e4e_checkpoint(small_ckpt, tmp_path):
     assert [r["name"] for r in metrics["images"]] == ["a.png", "b.png"] and metrics["refine_steps"] == 5
     assert summary["mean_mse"] < summary["mean_mse_before_refinement"]
     assert (out / "grid.png").is_file()
-    c.encoder = "none"
-    with pytest.raises(sc.errors.ConfigError, match="id_lambda"):
-        c.id_lambda = 0.1
+    c.encoder = None
+    with pytest.raises(sc.errors.ConfigError, match="--config.encoder is required with the official preset"):
+        job.validate(c)
+    c.encoder, c.refine.id_lambda = "none", 0.1
+    with pytest.raises(sc.errors.ConfigError, match="id_lambda > 0 needs --config.arcface"):
         job.validate(c)

@@ -8,39 +8,43 @@ import numpy as np
 from . import outputs as io_utils
 from ..errors import ConfigError
 
-DEFAULT_REFINE_FROM_MEAN = 200
-
 
 def _resolve(config):
-    """(encoder spec or None, generator spec, refine steps) after the defaults."""
+    """(encoder spec or None, generator spec): the shipped shapes encoder when there is one and none is named;
+    the generator of an e4e/pSp checkpoint when the encoder is one and no generator is named."""
     from ..checkpoints import e4e
     from ..shipped import SHAPES
     enc = config.encoder
     if enc is None:
+        if config.require_encoder:
+            raise ConfigError("--config.encoder is required with the official preset (e4e_ffhq_encode.pt, a "
+                              "converted folder, or 'none' to start from the mean W)")
         enc = SHAPES if e4e.shapes_encoder_dir().is_dir() else None
     elif str(enc).lower() == "none":
         enc = None
     gen = config.generator
     if gen is None:
         gen = enc if enc is not None and e4e.is_e4e_checkpoint(pathlib.Path(str(enc)).expanduser()) else SHAPES
-    steps = config.refine_steps
-    if steps is None:
-        steps = 0 if enc is not None else DEFAULT_REFINE_FROM_MEAN
-    return enc, gen, int(steps)
+    return enc, gen
 
 
 def validate(config) -> None:
     if not config.images:
         raise ConfigError("--config.images is required: a glob ('photos/*.png'), a folder or a file")
-    _, _, steps = _resolve(config)
-    if steps < 0:
-        raise ConfigError(f"--config.refine_steps={steps}: expected >= 0")
-    if config.pixel_loss not in ("mse", "l1"):
-        raise ConfigError(f"--config.pixel_loss={config.pixel_loss!r}: expected 'mse' or 'l1'")
-    if config.space not in ("wplus", "s"):
-        raise ConfigError(f"--config.space={config.space!r}: expected 'wplus' or 's'")
-    if float(config.id_lambda) > 0 and not config.arcface:
-        raise ConfigError("--config.id_lambda > 0 needs --config.arcface=model_ir_se50.pth (or a converted folder)")
+    _resolve(config)
+    r = config.refine
+    if int(r.steps) < 0 or float(r.lr) <= 0 or float(r.l2_lambda) < 0 or float(r.id_lambda) < 0:
+        raise ConfigError(f"--config.refine: need steps >= 0, lr > 0, l2_lambda >= 0, id_lambda >= 0; got steps="
+                          f"{r.steps} lr={r.lr} l2_lambda={r.l2_lambda} id_lambda={r.id_lambda}")
+    if r.pixel_loss not in ("mse", "l1"):
+        raise ConfigError(f"--config.refine.pixel_loss={r.pixel_loss!r}: expected 'mse' or 'l1'")
+    if r.space not in ("wplus", "s"):
+        raise ConfigError(f"--config.refine.space={r.space!r}: expected 'wplus' or 's'")
+    if config.noise_mode not in ("const", "none"):
+        raise ConfigError(f"--config.noise_mode={config.noise_mode!r}: expected 'const' or 'none'")
+    if float(r.id_lambda) > 0 and not config.arcface:
+        raise ConfigError("--config.refine.id_lambda > 0 needs --config.arcface=model_ir_se50.pth (or a converted "
+                          "folder)")
     if int(config.batch_size) < 1:
         raise ConfigError(f"--config.batch_size={config.batch_size}: expected >= 1")
 
@@ -66,7 +70,9 @@ def run(config, workdir: str) -> dict:
     from ..loaders import load_generator
     from ..models.arcface import load_arcface
     validate(config)
-    enc_spec, gen_spec, steps = _resolve(config)
+    enc_spec, gen_spec = _resolve(config)
+    r = config.refine
+    steps = int(r.steps)
     G = load_generator(gen_spec)
     E = load_encoder(enc_spec) if enc_spec is not None else None
     if E is not None and (E.num_ws, E.w_dim) != (G.num_ws, G.cfg.w_dim):
@@ -82,16 +88,16 @@ def run(config, workdir: str) -> dict:
         bs = int(config.batch_size)
         w0 = np.concatenate([np.asarray(E.encode(x[i:i + bs])) for i in range(0, len(x), bs)])
         print(f"encoded {len(names)} images with {E!r}")
-    w, m = invert.refine(G, w0, targets, steps, lr=float(config.refine_lr), pixel_loss=config.pixel_loss,
-                         l2_lambda=float(config.l2_lambda), id_lambda=float(config.id_lambda), arc=arc,
-                         space=config.space, noise_mode=config.noise_mode,
+    w, m = invert.refine(G, w0, targets, steps, lr=float(r.lr), pixel_loss=r.pixel_loss,
+                         l2_lambda=float(r.l2_lambda), id_lambda=float(r.id_lambda), arc=arc,
+                         space=r.space, noise_mode=config.noise_mode,
                          report_every=int(config.report_every) if steps else 0)
-    if config.space == "wplus":
+    if r.space == "wplus":
         recon = np.asarray(G.synthesis(w, noise_mode=config.noise_mode))
     else:
         recon = np.asarray(G.synthesis_from_s(w, noise_mode=config.noise_mode))
     return write_outputs(pathlib.Path(workdir), names, targets, recon, w, w0, m, arc, steps, enc_spec, gen_spec,
-                         config.space)
+                         r.space)
 
 
 def write_outputs(out, names, targets, recon, w, w0, m, arc, steps, enc_spec, gen_spec, space) -> dict:
