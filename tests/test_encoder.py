@@ -172,6 +172,12 @@ def test_pt_reader_small_checkpoint(small_ckpt):
     psp = np.asarray(enc.codes_fn(E.params, dataclasses.replace(E.config, encoder_type=enc.PSP), x))
     np.testing.assert_allclose(codes[:, 1:], psp[:, :1] + psp[:, 1:], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(codes[:, 0], psp[:, 0], rtol=1e-6, atol=1e-6)
+    # the thin Flax module applies the same params
+    np.testing.assert_allclose(np.asarray(E.module.apply(E.variables, x)), w, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(E.module.apply(E.variables, x, method="codes")), codes, rtol=1e-5,
+                               atol=1e-5)
+    shapes = jax.eval_shape(lambda: E.module.init(jax.random.PRNGKey(0), x))
+    assert jax.tree_util.tree_structure(shapes) == jax.tree_util.tree_structure(E.variables)
     with pytest.raises(ValueError, match=r"\(N, 32, 32, 3\)"):
         E.encode(np.zeros((1, 64, 64, 3), np.float32))
 

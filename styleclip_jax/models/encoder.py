@@ -24,6 +24,7 @@ import dataclasses
 import math
 from typing import Any, Dict, Optional, Tuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -265,10 +266,43 @@ class Encoder:
     def features(self, images):
         return _features_jit(self.params, self.config, images)
 
+    @property
+    def module(self) -> "PSPEncoder":
+        return PSPEncoder(self.config)
+
+    @property
+    def variables(self):
+        """Variables of :attr:`module`: ``{'params': {'encoder': params, 'latent_avg': ...}}``."""
+        p = {"encoder": self.params}
+        if self.latent_avg is not None:
+            p["latent_avg"] = self.latent_avg
+        return {"params": p}
+
     def __repr__(self):
         c = self.config
         return (f"Encoder({c.encoder_type}, stages {c.stage_units} x {c.stage_depths}, {c.num_ws} x {c.w_dim} "
                 f"W+, input {c.input_size}px)")
+
+
+class PSPEncoder(nn.Module):
+    """Thin Flax module over the same params: ``variables['params'] = {'encoder': <params>, 'latent_avg'}``.
+    ``__call__(images)`` -> W+ (``encode``); ``codes(images)`` the raw output (``module.apply(..., method=...)``)."""
+    config: EncoderConfig
+
+    @nn.compact
+    def _params(self):
+        params = self.param("encoder", lambda rng: init_encoder_params(rng, self.config))
+        latent_avg = None
+        if self.config.start_from_latent_avg:
+            latent_avg = self.param("latent_avg", lambda rng: jnp.zeros((self.config.num_ws, self.config.w_dim)))
+        return params, latent_avg
+
+    def __call__(self, images):
+        params, latent_avg = self._params()
+        return encode_fn(params, latent_avg, self.config, images)
+
+    def codes(self, images):
+        return codes_fn(self._params()[0], self.config, images)
 
 
 def init_encoder_params(rng, cfg: EncoderConfig) -> Params:
