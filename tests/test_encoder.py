@@ -266,3 +266,17 @@ def test_invert_job_with_an_e4e_checkpoint(small_ckpt, tmp_path):
     c.encoder, c.refine.id_lambda = "none", 0.1
     with pytest.raises(sc.errors.ConfigError, match="id_lambda > 0 needs --config.arcface"):
         job.validate(c)
+
+
+def test_psp_checkpoint_without_latent_avg_start(small_ckpt, tmp_path):
+    """pSp options (encoder_type GradualStyleEncoder, output_size, start_from_latent_avg False): W+ = codes."""
+    import torch
+    _, sd, avg, _ = small_ckpt
+    path = tmp_path / "psp.pt"
+    torch.save({"state_dict": {"encoder." + k: torch.from_numpy(v) for k, v in sd.items()},
+                "opts": {"encoder_type": "GradualStyleEncoder", "output_size": 16, "start_from_latent_avg": False},
+                "latent_avg": torch.from_numpy(avg)}, path)
+    E = sc.load_encoder(path)
+    assert E.config.encoder_type == enc.PSP and not E.config.start_from_latent_avg and E.latent_avg is None
+    x = np.random.default_rng(3).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(E.encode(x)), np.asarray(E.codes(x)))
