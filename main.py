@@ -29,6 +29,7 @@ MODES = {
     "global_direction": (jobs.global_direction, "text -> StyleSpace direction -> alpha/beta edits and studies"),
     "global_direction_precompute": (jobs.global_direction_precompute,
                                     "only the StyleSpace statistics and the fs3 channel-relevance sweep"),
+    "invert": (jobs.invert, "image files -> W+ (e4e/pSp encoder, optional refinement), with reconstructions"),
 }
 
 flags.DEFINE_string("mode", None, "Job to run; `python main.py --help` lists the modes.")
