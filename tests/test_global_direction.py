@@ -9,6 +9,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from styleclip_jax.models.clip import text_direction_from_embeddings
+
 import styleclip_jax as sc
 from styleclip_jax.editing import global_direction as gd
 from tiny_models import linear_embedder, tiny_generator
@@ -146,7 +148,7 @@ def test_direction_and_apply_match_fixture_math(fixtures_dir):
     lay = cfg["fake_layout"]
     # our own layer names for the toy layout, in S order, so layout_of() can order them
     std = {n: e[f"layout_code_std_{i:02d}"] for i, n in enumerate(lay["s_names"])}
-    dt = gd.gd_math.text_direction_from_embeddings(e["text_emb_target"], e["text_emb_neutral"])[0]
+    dt = text_direction_from_embeddings(e["text_emb_target"], e["text_emb_neutral"])
     np.testing.assert_allclose(dt, e["dt"], atol=1e-6)
     fs3 = gd.relevance_from_features(e["all_f"])
     np.testing.assert_allclose(fs3, e["fs3"], atol=1e-6)

@@ -77,7 +77,7 @@ def cache_dir_for(config) -> pathlib.Path:
 def precompute(config, G, clip, verbose=True):
     """(mean, std, fs3, paths): load from the cache (or the shipped shapes assets) or compute and cache."""
     from ..editing import global_direction as gd
-    from ..loaders import SHIPPED_GD
+    from ..shipped import SHAPES_GLOBAL_DIRECTION as SHIPPED_GD, is_shapes
     cache = cache_dir_for(config)
     st, sw = config.stats, config.sweep
     stats_name = (f"stats_n{int(st.samples)}_psi{float(st.truncation_psi)}"
@@ -87,7 +87,7 @@ def precompute(config, G, clip, verbose=True):
     sweep_name = (f"fs3_m{int(sw.images)}_a{float(sw.alpha)}_res{sw.max_resolution}"
                   f"_{sw.precision}_clip{clip_tag}")
     shipped = None
-    if str(config.generator) == "shapes" and str(config.clip_model) == "shapes":
+    if is_shapes(config.generator) and is_shapes(config.clip_model):
         shipped = SHIPPED_GD
     stats_path = cache / stats_name
     if shipped is not None and (shipped / stats_name).is_file():

@@ -1,57 +1,18 @@
-"""Output helpers: atomic writes, image grids, seed parsing, latents files."""
+"""Job output helpers: image grids, flag parsing (seeds, lists) and the atomic writers of styleclip_jax.files."""
 from __future__ import annotations
 
-import contextlib
-import os
-import pathlib
-import tempfile
 from typing import List
 
 import numpy as np
 
 from ..errors import ConfigError
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temp path next to `path`; rename it over `path` only if the block succeeds. The file gets the
-    permissions a plain open() would give (0666 minus the umask), not mkstemp's 0600."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+from ..files import atomic_path, write_npy, write_npz  # noqa: F401 (the job outputs' writers)
 
 
 def write_json(path, obj) -> None:
     """Atomic JSON write (the checkpoints module's writer; numpy scalars/arrays become plain values)."""
     from ..checkpoints import write_json as _write
     _write(path, obj, indent=2)
-
-
-def write_npz(path, **arrays) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-
-
-def write_npy(path, array) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, np.asarray(array))
 
 
 def parse_seeds(spec, flag: str = "--config.seeds") -> List[int]:
