@@ -103,7 +103,7 @@ _CHILD = textwrap.dedent("""
     out = sys.argv[1]
     if sys.argv[2] == "kill":
         import signal
-        orig = gd.io_utils.write_npy
+        orig = gd.files.write_npy
         count = [0]
         def write_then_die(path, arr):
             orig(path, arr)
@@ -111,7 +111,7 @@ _CHILD = textwrap.dedent("""
                 count[0] += 1
                 if count[0] == 2:
                     os.kill(os.getpid(), signal.SIGKILL)
-        gd.io_utils.write_npy = write_then_die
+        gd.files.write_npy = write_then_die
     fs3 = gd.channel_relevance(G, clip, mean, std, ws=ws, block_size=4, out_dir=out, progress=False)
     print("DEVICES", jax.device_count())
 """)
