@@ -70,6 +70,22 @@ def save_png(path, array_uint8, min_size: int = 0) -> None:
         im.save(tmp, format="PNG")
 
 
+def photo_entry(photos) -> dict:
+    """The images.npz entry of the original photos (N, H, W, 3) when the sources were image files, else {}."""
+    return {} if photos is None else {"photo": np.asarray(photos, np.float32)}
+
+
+def save_columns(path, columns, photos=None) -> None:
+    """The edit grid of every mode: one row per source, the columns side by side (e.g. source | edit per
+    prompt); with ``photos`` (N, H, W, 3) a first column of the original photos, so that a reader sees how
+    much of the change is inversion error. columns: (C, N, H, W, 3) or a list of (N, H, W, 3)."""
+    cols = [np.asarray(c) for c in columns]
+    if photos is not None:
+        cols = [np.asarray(photos, np.float32)] + cols
+    cells = np.stack(cols, axis=1)  # (N, C, H, W, 3)
+    save_grid(path, cells.reshape(-1, *cells.shape[2:]), rows=cells.shape[0], cols=cells.shape[1])
+
+
 def save_grid(path, images, rows: int, cols: int, min_size: int = 256) -> None:
     save_png(path, image_grid(images, rows, cols), min_size=min_size)
 
