@@ -281,10 +281,11 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
             blocks_dir.mkdir(parents=True, exist_ok=True)
             write_json(manifest, {"hash": _settings_hash(settings), "settings": settings})
 
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-    mesh = Mesh(np.asarray(devices), ("d",))
-    repl = NamedSharding(mesh, P())
-    chan = NamedSharding(mesh, P("d"))
+    from .. import parallel
+    mesh = parallel.data_mesh(devices)
+    repl, chan = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+    if progress and jax.process_index() == 0:
+        print("  " + parallel.describe(mesh, bsz // nd, "channels"), flush=True)
     compiled = {}
 
     def fn_for(li):

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .. import parallel
 from ..models import ops
 from . import optim
 
@@ -202,7 +203,7 @@ def _after_compiled(G, clip, arc, var, init_var, frozen, t, orig_feats, cfg: Lat
 
 
 def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(), arc=None,
-             pairs: Optional[tuple] = None, verbose: bool = True):
+             pairs: Optional[tuple] = None, verbose: bool = True, devices=None):
     """Optimise every (source, prompt) pair together.
 
     Args:
@@ -210,6 +211,8 @@ def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(),
       w_src: (N, num_ws, w_dim) source W+ latents (ignored rows for free_generation: mean latent used).
       text_emb: (T, D) unit text embeddings (e.g. clip.encode_texts(prompts)).
       pairs: (src_idx, prompt_idx) arrays of length P; default every prompt x every source.
+      devices: the pairs are split over these (default: all devices; `styleclip_jax.parallel`), padded to a
+        multiple of their count; the models are replicated. Results equal one device's.
     Returns:
       (edited, metrics): edited is (P, num_ws, w_dim) in "wplus" space or an S dict of (P, C);
       metrics is a dict of per-pair numpy arrays (clip cos before/after, l2, id sim, loss curve).
@@ -222,21 +225,30 @@ def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(),
     if pairs is None:
         pairs = make_pairs(w_src.shape[0], text_emb.shape[0])
     src_idx, prm_idx = (np.asarray(a) for a in pairs)
+    num_pairs = len(src_idx)
+    mesh = parallel.data_mesh(devices)
+    rows = parallel.pad_index(np.arange(num_pairs), mesh)  # padding pairs repeat the last one, then dropped
     if cfg.mode == "free_generation":
-        w0 = jnp.broadcast_to(G.mean_w(), (len(src_idx), G.num_ws, G.cfg.w_dim))
+        w0 = jnp.broadcast_to(G.mean_w(), (len(rows), G.num_ws, G.cfg.w_dim))
     else:
-        w0 = w_src[src_idx]
-    t = text_emb[prm_idx]
+        w0 = w_src[src_idx[rows]]
+    t = text_emb[prm_idx[rows]]
     if cfg.space == "wplus":
         init_var, frozen = w0, {}
     else:
         init_var, frozen = split_s(G, G.w_to_s(w0))
+    if verbose:
+        print("  " + parallel.describe(mesh, len(rows) // mesh.size, "pairs"), flush=True)
+    if mesh.size > 1:
+        rep_s, bat_s = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+        G, clip, arc = jax.device_put((G, clip, arc), rep_s)
+        init_var, frozen, t = jax.device_put((init_var, frozen, t), bat_s)
     t0 = time.time()
     orig_feats, before = _before_compiled(G, clip, arc, init_var, frozen, t, cfg)
     k = steps_per_call(cfg)
     unroll = True if jax.default_backend() == "cpu" and k <= MAX_CPU_UNROLL else 1
     # copies: the chunk calls donate (reuse) the buffers of var and the optimiser state
-    var = jax.tree_util.tree_map(jnp.copy, init_var)
+    var = jax.tree_util.tree_map(jnp.copy, init_var)  # keeps init_var's sharding
     opt_state = build_optimizer(cfg).init(var)
     hists, t_first, done = [], None, 0
     if verbose:
@@ -260,7 +272,12 @@ def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(),
                       f"ETA {(cfg.steps - done) / max(rate, 1e-9):.0f}s", flush=True)
     after, idsim = _after_compiled(G, clip, arc, var, init_var, frozen, t, orig_feats, cfg)
     jax.block_until_ready(var)
-    hist = np.concatenate([np.asarray(h) for h in hists])
+    hist = np.concatenate([np.asarray(h) for h in hists])[:, :num_pairs]
+    var = jax.tree_util.tree_map(lambda a: a[:num_pairs], var)
+    frozen = jax.tree_util.tree_map(lambda a: a[:num_pairs], frozen)
+    before = jax.tree_util.tree_map(lambda a: a[:num_pairs], before)
+    after = jax.tree_util.tree_map(lambda a: a[:num_pairs], after)
+    idsim = None if idsim is None else idsim[:num_pairs]
     metrics = {
         "src_idx": src_idx, "prompt_idx": prm_idx,
         "clip_cos_before": np.asarray(before["cos"]), "clip_cos_after": np.asarray(after["cos"]),
