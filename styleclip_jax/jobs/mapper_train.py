@@ -242,7 +242,7 @@ def train(G, clip, w_train, w_test, text_embs, prompts: Sequence[str], workdir, 
           test_batch_size: int = 8, val_every: int = 2000, ckpt_every: int = 1000, ckpt_minutes: float = 5.0,
           log_every: int = 50, image_every: int = 100, num_samples: int = 4, max_to_keep: int = 2,
           tensorboard: bool = True, run_info: Optional[Mapping] = None, stop_after: Optional[int] = None,
-          verbose: bool = True) -> Dict:
+          verbose: bool = True, devices=None) -> Dict:
     """Train K = len(prompts) mappers for ``max_steps`` steps in ``workdir``, resuming if it holds a
     checkpoint of the same run.
 
@@ -258,6 +258,9 @@ def train(G, clip, w_train, w_test, text_embs, prompts: Sequence[str], workdir, 
       run_info: JSON dict stored in ``run.json``; on resume its ``fingerprint`` entry must match.
       stop_after: testing/preemption aid: return after this many steps of THIS call without the final
         checkpoint or exports (as if the process had been killed).
+      devices: each batch is split over these (default: all devices; the batch size must be a multiple of
+        their count), the models and the training state are replicated, so the gradient is the mean over
+        the whole batch as on one device; checkpoints restore onto any device count.
     Returns:
       dict with ``params`` (K-stacked numpy mapper params), ``step``, ``best_val`` (K,), ``resumed_from``,
       ``final_dirs``, ``best_dirs`` and ``seconds``.
@@ -287,6 +290,14 @@ def train(G, clip, w_train, w_test, text_embs, prompts: Sequence[str], workdir, 
     if tcfg.id_lambda > 0 and arc is None:
         raise InputError("id_lambda > 0 needs ArcFace weights (arc=...)")
     arc_used = arc if uses_id(arc, tcfg) else None
+    from .. import parallel
+    mesh = parallel.data_mesh(devices)
+    if tcfg.batch_size % mesh.size:
+        raise ConfigError(f"--config.optim.batch_size={tcfg.batch_size}: must be a multiple of the {mesh.size} "
+                          "devices the batch is split over")
+    rep_s, bat_s = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+    if mesh.size > 1:
+        G, clip, arc_used, text_embs = jax.device_put((G, clip, arc_used, text_embs), rep_s)
 
     key = jax.random.PRNGKey(seed)
     template = init_train_state(key, jax.random.fold_in(key, 1), mcfg, tcfg, K)
@@ -306,7 +317,11 @@ def train(G, clip, w_train, w_test, text_embs, prompts: Sequence[str], workdir, 
         state = _restore_state(mngr, latest, template)
     else:
         state = template
+    if mesh.size > 1:
+        state = jax.device_put(state, rep_s)
     start = int(state["step"])
+    if verbose and _is_main():
+        print(parallel.describe(mesh, tcfg.batch_size // mesh.size, "latents"), flush=True)
     if _is_main():
         workdir.mkdir(parents=True, exist_ok=True)
         io_utils.write_json(run_path, {**info, "max_steps": int(max_steps)})
@@ -363,7 +378,8 @@ def train(G, clip, w_train, w_test, text_embs, prompts: Sequence[str], workdir, 
         while step < max_steps:
             idx = np.asarray(batch_indices(state["data_key"], step, num_examples=n_train,
                                            batch_size=tcfg.batch_size))
-            state, m = train_step(G, clip, arc_used, state, jnp.asarray(w_train[idx]), text_embs,
+            batch = jax.device_put(jnp.asarray(w_train[idx]), bat_s)
+            state, m = train_step(G, clip, arc_used, state, batch, text_embs,
                                   mcfg=mcfg, tcfg=tcfg)
             step += 1
             done_this_call += 1
