@@ -190,6 +190,8 @@ class Editor:
     def text_direction(self, neutral: str, target: str) -> np.ndarray:
         from ..editing import global_direction as gd
         neutral, target = _prompt(neutral, "neutral"), _prompt(target, "target")
+        if neutral == target:
+            raise InputError("the neutral and target prompts are the same: there is no direction between them")
         return self._cached(self._dt, (neutral, target),
                             lambda: np.asarray(gd.text_direction(self.clip, neutral, target)))
 
@@ -296,7 +298,7 @@ class Editor:
             self.edit(src, neutral, target, alpha, beta)
             self.edit(src, neutral, target, alpha, beta, {"coarse": 0.5})
             self.channels(neutral, target, beta)
-            self.text_direction(neutral, neutral + " ")  # the CLIP text program for an uncached pair
+            self.text_direction(neutral, neutral + " and")  # the CLIP text program for an uncached pair
             if self.encode is not None:
                 size = self.encoder_size or self.G.cfg.img_resolution
                 self.encode(jnp.zeros((1, size, size, 3), jnp.float32))

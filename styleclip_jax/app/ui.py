@@ -69,10 +69,12 @@ def build(ed: "E.Editor", config, workdir: pathlib.Path) -> gr.Blocks:
                     refine_steps = gr.Number(value=0, precision=0, label="refinement steps (0: encoder only)")
                 with gr.Row():
                     source_img = gr.Image(label="source", type="numpy", format="png", interactive=False,
-                                          elem_id="source")
+                                          elem_id="source", height=220)
                     recon_img = gr.Image(label="reconstruction (what is edited)", type="numpy", format="png",
-                                         interactive=False, elem_id="reconstruction")
+                                         interactive=False, elem_id="reconstruction", height=220)
             with gr.Column():
+                preview = gr.Image(label="edited", type="numpy", format="png", interactive=False, elem_id="preview",
+                                   height=300)
                 with gr.Tab("Global direction") as gd_tab:
                     neutral = gr.Textbox(value=config.neutral, label="neutral prompt", elem_id="neutral")
                     target = gr.Textbox(value=config.target, label="target prompt (Enter to apply)", elem_id="target")
@@ -93,7 +95,6 @@ def build(ed: "E.Editor", config, workdir: pathlib.Path) -> gr.Blocks:
                                          label="mapper (folder from --mode=mapper_train, or an official .pt)",
                                          elem_id="mapper")
                     mapper_alpha = gr.Slider(-3, 3, value=1.0, step=0.05, label="α", elem_id="mapper_alpha")
-                preview = gr.Image(label="edited", type="numpy", format="png", interactive=False, elem_id="preview")
                 with gr.Row():
                     download_btn = gr.Button("download PNG + latents", elem_id="download")
                     study_btn = gr.Button("export study (index.html, grids, images.npz, metrics.json)",
@@ -153,10 +154,15 @@ def build(ed: "E.Editor", config, workdir: pathlib.Path) -> gr.Blocks:
             return (*show_source(src), f"inverted {pathlib.Path(path).name} ({src.note})")
 
         gd_fn, ch_fn, map_fn = _guarded(3, 2)(gd_render), _guarded(3, 2)(channel_table), _guarded(3, 2)(map_render)
+
+        @_guarded(3, 2)
+        def gd_then(*args):  # a render chained after another step keeps that step's message
+            img, r, _ = gd_render(*args)
+            return img, r, gr.update()
         fast = dict(trigger_mode="always_last", show_progress="hidden")
 
         def then_render(ev):
-            ev.then(gd_fn, gd_in, gd_out, **fast)
+            ev.then(gd_then, gd_in, gd_out, **fast)
 
         for ev in (seed.submit(from_seed, [seed, psi], src_out), psi.release(from_seed, [seed, psi], src_out),
                    latents.upload(from_latents, [latents, latents_index], src_out),
@@ -167,7 +173,7 @@ def build(ed: "E.Editor", config, workdir: pathlib.Path) -> gr.Blocks:
         for g in E.GROUPS:
             strength[g].change(gd_fn, gd_in, gd_out, **fast)
         for ev in (neutral.submit, target.submit, neutral.blur, target.blur, beta.change):
-            ev(ch_fn, [neutral, target, beta], ch_out, **fast).then(gd_fn, gd_in, gd_out, **fast)
+            ev(ch_fn, [neutral, target, beta], ch_out, **fast).then(gd_then, gd_in, gd_out, **fast)
         gd_tab.select(gd_fn, gd_in, gd_out, **fast)
         map_in = [source_state, mapper, mapper_alpha]
         mapper_alpha.change(map_fn, map_in, gd_out, **fast)
@@ -208,7 +214,7 @@ def build(ed: "E.Editor", config, workdir: pathlib.Path) -> gr.Blocks:
             return src, a, c, rows, k, f"**status:** {ed.status}", ""
 
         demo.load(initial, [seed, psi, neutral, target, beta],
-                  [source_state, source_img, recon_img, channels, kept, status, msg]).then(gd_fn, gd_in, gd_out)
+                  [source_state, source_img, recon_img, channels, kept, status, msg]).then(gd_then, gd_in, gd_out)
     return demo
 
 
