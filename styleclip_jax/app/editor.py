@@ -158,7 +158,7 @@ class Editor:
     def source_from_upload(self, path, refine_steps: int = 0) -> Source:
         """Invert an uploaded photo with the encoder (+ optional refinement); InputError if there is none."""
         size = self.encoder_size or self.G.cfg.img_resolution
-        photo, img = uploads.read_image(path, size, self.max_upload_bytes)  # decode first: a bad file is reported as such
+        photo, img = uploads.read_image(path, size, self.max_upload_bytes)  # first: a bad file is named as such
         if self.encode is None:
             raise InputError(self.encoder_error or "no encoder")
         w = np.asarray(self.encode(jnp.asarray(img[None])))

@@ -10,7 +10,6 @@ import traceback
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage reporting, no version check
 
 import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
 
 from . import editor as E  # noqa: E402
 from ..errors import StyleClipError  # noqa: E402
@@ -61,7 +60,8 @@ def build(ed: "E.Editor", config, workdir: pathlib.Path) -> gr.Blocks:
                     seed = gr.Number(value=int(config.seed), precision=0, label="seed", elem_id="seed")
                     psi = gr.Slider(0.0, 1.0, value=float(config.truncation_psi), step=0.05, label="truncation ψ")
                 with gr.Tab("Latents file"):
-                    latents = gr.File(label="W+ latents (.npy / .npz)", file_types=[".npy", ".npz"],
+                    latents = gr.File(label="W+ latents (.npy / .npz; empty: --config.latents)",
+                                      file_types=[".npy", ".npz"],
                                       type="filepath", elem_id="latents_file")
                     latents_index = gr.Number(value=0, precision=0, label="index")
                 with gr.Tab("Upload photo"):
@@ -141,6 +141,7 @@ def build(ed: "E.Editor", config, workdir: pathlib.Path) -> gr.Blocks:
         @_guarded(4, 3)
         def from_latents(path, i):
             ed.ready.wait()
+            path = path or config.latents  # the index box also picks from --config.latents
             if not path:
                 return gr.update(), gr.update(), gr.update(), ""
             return (*show_source(ed.source_from_latents(path, i)), "")
@@ -209,7 +210,8 @@ def build(ed: "E.Editor", config, workdir: pathlib.Path) -> gr.Blocks:
         @_guarded(7, 6)
         def initial(s, p, ntr, tgt, b):
             ed.ready.wait()
-            src, a, c = show_source(ed.source_from_seed(s, p))
+            first = ed.source_from_latents(config.latents, 0) if config.latents else ed.source_from_seed(s, p)
+            src, a, c = show_source(first)
             rows, k, _ = channel_table(ntr, tgt, b)
             return src, a, c, rows, k, f"**status:** {ed.status}", ""
 
