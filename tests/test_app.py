@@ -238,3 +238,16 @@ def test_warm_up_sets_ready(ed):
     assert ed.ready.is_set() and ed.status.startswith("ready") and secs > 0
     d = E.to_display(np.zeros((32, 32, 3), np.float32))
     assert d.shape == (256, 256, 3) and d.dtype == np.uint8
+
+
+def test_page_builds_and_errors_become_messages(ed, tmp_path):
+    pytest.importorskip("gradio", reason="the [app] extra is not installed")
+    from styleclip_jax.app import ui
+    demo = ui.build(ed, get_config(), tmp_path)
+    assert demo.title == ui.TITLE == "StyleCLIP-JAX interactive editor"
+
+    @ui._guarded(3, 1)
+    def boom(x):
+        raise InputError(f"upload {x}: not an image")
+    out = boom("a.txt")
+    assert out[1] == "**error:** upload a.txt: not an image" and len(out) == 3

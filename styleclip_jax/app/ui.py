@@ -6,6 +6,7 @@ import os
 import pathlib
 import time
 import traceback
+import uuid
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage reporting, no version check
 
@@ -185,7 +186,7 @@ def build(ed: "E.Editor", config, workdir: pathlib.Path) -> gr.Blocks:
         def download(r):
             if r is None:
                 raise E.InputError("nothing to download yet: make an edit first")
-            d = workdir / "downloads" / time.strftime("%Y%m%d-%H%M%S")
+            d = workdir / "downloads" / _stamp()
             return list(ed.save_edit(r, d)), f"saved {d}"
 
         @_guarded(2, 1)
@@ -193,7 +194,7 @@ def build(ed: "E.Editor", config, workdir: pathlib.Path) -> gr.Blocks:
             ed.ready.wait()
             if src is None:
                 raise E.InputError("no source image yet")
-            d = workdir / f"study_{time.strftime('%Y%m%d-%H%M%S')}"
+            d = workdir / f"study_{_stamp()}"
             summary = ed.export_study(src, ntr, tgt, [a], b, d)
             gain = summary["cells"][0]["clip_similarity_gain_mean"]
             return f"study written to `{d}` (index.html, grid, images.npz, metrics.json; CLIP gain {gain:+.4f})", ""
@@ -218,6 +219,11 @@ def build(ed: "E.Editor", config, workdir: pathlib.Path) -> gr.Blocks:
         demo.load(initial, [seed, psi, neutral, target, beta],
                   [source_state, source_img, recon_img, channels, kept, status, msg]).then(gd_then, gd_in, gd_out)
     return demo
+
+
+def _stamp() -> str:
+    """A folder name per export: time, plus a random suffix so two exports in one second do not collide."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
 def _group_text(ed, g) -> str:
