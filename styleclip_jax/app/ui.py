@@ -13,7 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage 
 import gradio as gr  # noqa: E402
 
 from . import editor as E  # noqa: E402
-from ..errors import StyleClipError  # noqa: E402
+from ..errors import ConfigError, StyleClipError  # noqa: E402
 
 TITLE = "StyleCLIP-JAX interactive editor"
 CHANNEL_HEADERS = ["layer", "channel", "relevance"]
@@ -235,9 +235,13 @@ def serve(demo: gr.Blocks, config, workdir: pathlib.Path) -> None:
     """Start the server, print the URL once it answers, and block until Ctrl-C."""
     host, port = str(config.host), int(config.port)
     demo.queue(default_concurrency_limit=2)
-    demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, show_api=False,
-                share=False, inbrowser=False, max_file_size=int(float(config.max_upload_mb) * 2 ** 20),
-                allowed_paths=[str(workdir)])
+    try:
+        demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, show_api=False,
+                    share=False, inbrowser=False, max_file_size=int(float(config.max_upload_mb) * 2 ** 20),
+                    allowed_paths=[str(workdir)])
+    except OSError as e:  # port taken, host not an address of this machine
+        raise ConfigError(f"--config.host={host} --config.port={port}: cannot serve there "
+                          f"({' '.join(str(e).split())})") from None
     shown = f"[{host}]" if ":" in host else host
     print(f"StyleCLIP-JAX editor serving at http://{shown}:{port}/ (Ctrl-C stops it)", flush=True)
     try:
