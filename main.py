@@ -30,6 +30,7 @@ MODES = {
     "global_direction": (jobs.global_direction, "text -> StyleSpace direction -> alpha/beta edits and studies"),
     "global_direction_precompute": (jobs.global_direction_precompute,
                                     "only the StyleSpace statistics and the fs3 channel-relevance sweep"),
+    "invert": (jobs.invert, "image files -> W+ (e4e/pSp encoder, optional refinement), with reconstructions"),
     "app": (app_job, "interactive editor in the browser: live alpha/beta, mappers, uploads (extra [app])"),
 }
 

@@ -5,6 +5,7 @@
     ws = G.mapping(z, truncation_psi=0.7)    # (N, num_ws, w_dim)
     img = G.synthesis(ws)                    # (N, H, W, 3) NHWC float32, ~[-1, 1]
     s = G.w_to_s(ws)                         # StyleSpace: {layer name: (N, C)}
+    E = sc.load_encoder("e4e_ffhq_encode.pt")  # e4e/pSp encoder; E.encode(images) -> W+
     clip = sc.load_clip("shapes")            # or "openai/clip-vit-base-patch32" / a local folder
     from styleclip_jax.editing import global_direction as gd, latent_optimization as lo
 
@@ -20,6 +21,9 @@ from .models.arcface import ArcFace, identity_loss, identity_similarity, load_ar
 from .models.clip import CLIP, CLIPLoadError, CLIPTokenError, load_clip
 from .models.generator import Generator, GeneratorConfig, StyleGAN2, init_params, seeds_to_z
 from .loaders import load_generator
+from .checkpoints.e4e import load_encoder
+from .images import load_images
+from .align import align_face
 
 __version__ = "0.1.0"
 

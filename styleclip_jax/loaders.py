@@ -27,12 +27,17 @@ def load_generator(path="shapes") -> Generator:
 
     path: an NVlabs stylegan2-ada-pytorch network pickle (.pkl; G_ema is read without executing
     any code from the file), a rosinality/StyleCLIP checkpoint (.pt, `{'g_ema', 'latent_avg'}`,
-    needs torch), a folder written by `checkpoints_convert/convert_stylegan2.py` (no torch), or
+    needs torch), an e4e/pSp checkpoint (its `decoder.*` generator), a folder written by
+    `checkpoints_convert/convert_stylegan2.py` (no torch), or
     "shapes" for the tiny generator shipped with the package.
     """
     from .checkpoints import stylegan2  # torch is imported lazily inside, only for .pt files
     p = resolve_generator_path(path)
-    params, config = stylegan2.load_generator_arrays(p)
+    from .checkpoints import e4e
+    if e4e.is_e4e_checkpoint(p):  # an official e4e/pSp checkpoint: its decoder.* generator
+        params, config = e4e.load_generator_arrays(p)
+    else:
+        params, config = stylegan2.load_generator_arrays(p)
     cfg = GeneratorConfig.from_dict(config)
     check_params(params, cfg, where=str(p))
     import jax.numpy as jnp

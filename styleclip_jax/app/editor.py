@@ -100,12 +100,13 @@ class Editor:
 
     def __init__(self, G, clip, mean, std, fs3, *, encode=None, encoder_size=None, encoder_error=None,
                  paths=None, cache_size: int = 64,
-                 max_upload_bytes: int = uploads.MAX_UPLOAD_BYTES):
+                 max_upload_bytes: int = uploads.MAX_UPLOAD_BYTES, refine_steps: int = 0, refine_lr: float = 0.01):
         from ..editing import global_direction as gd
         self.G, self.clip, self.mean, self.std, self.fs3 = G, clip, mean, std, np.asarray(fs3, np.float32)
         self.encode, self.encoder_size, self.encoder_error = encode, encoder_size, encoder_error
         self.paths = paths or {}
         self.max_upload_bytes = int(max_upload_bytes)
+        self.refine_steps, self.refine_lr = int(refine_steps), float(refine_lr)
         self.layout = gd.layout_of(G)
         self.layers = list(G.layout)
         self.groups = {l.name: group_of(l.resolution) for l in self.layers}
@@ -128,7 +129,8 @@ class Editor:
         mean, std, fs3, paths = gdjob.precompute(config, G, clip, verbose=verbose)
         encode, size, err = _encoder_from(config.encoder)
         return cls(G, clip, mean, std, fs3, encode=encode, encoder_size=size, encoder_error=err, paths=paths,
-                   max_upload_bytes=int(float(config.max_upload_mb) * 2 ** 20))
+                   max_upload_bytes=int(float(config.max_upload_mb) * 2 ** 20),
+                   refine_steps=int(config.refine_steps), refine_lr=float(config.refine_lr))
 
     # ------------------------------------------------------------------------------------------- sources
     def _source(self, w, label, photo=None, note="") -> Source:
@@ -156,22 +158,25 @@ class Editor:
         return self._source(w[index], f"latent {index} of {pathlib.Path(path).name}")
 
     def source_from_upload(self, path, refine_steps: int = 0) -> Source:
-        """Invert an uploaded photo with the encoder (+ optional refinement); InputError if there is none."""
+        """Invert an uploaded photo: the encoder, then `refine_steps` of `invert.refine` (from the mean W when
+        there is no encoder). InputError when neither can run."""
         size = self.encoder_size or self.G.cfg.img_resolution
         photo, img = uploads.read_image(path, size, self.max_upload_bytes)  # first: a bad file is named as such
-        if self.encode is None:
-            raise InputError(self.encoder_error or "no encoder")
-        w = np.asarray(self.encode(jnp.asarray(img[None])))
-        note = "encoder"
-        if int(refine_steps) > 0:
-            refine = _refiner()
+        steps, refine = int(refine_steps), _refiner()
+        if self.encode is None and (refine is None or steps <= 0):
+            hint = "; or set refinement steps > 0 to invert by optimisation from the mean W" if refine else ""
+            raise InputError((self.encoder_error or "no encoder") + hint)
+        w, note = None, "mean W"
+        if self.encode is not None:
+            w, note = np.asarray(self.encode(jnp.asarray(img[None]))), "encoder"
+        if steps > 0:
             if refine is None:
-                note = "encoder (refinement is not available in this install)"
+                note += " (refinement is not available in this install)"
             else:
                 target = uploads.read_image(path, self.G.cfg.img_resolution, self.max_upload_bytes)[1]
-                out = refine(self.G, w, jnp.asarray(target[None]), int(refine_steps))
+                out = refine(self.G, w, jnp.asarray(target[None]), steps, lr=self.refine_lr)
                 w = np.asarray(out[0] if isinstance(out, tuple) else out)
-                note = f"encoder + {int(refine_steps)} refinement steps"
+                note += f" + {steps} refinement steps"
         return self._source(w, f"upload {pathlib.Path(path).name}", photo, note)
 
     # ------------------------------------------------------------------------------------------ direction
@@ -302,6 +307,10 @@ class Editor:
             if self.encode is not None:
                 size = self.encoder_size or self.G.cfg.img_resolution
                 self.encode(jnp.zeros((1, size, size, 3), jnp.float32))
+            refine = _refiner()
+            if refine is not None and self.refine_steps > 0:  # the page's default step count
+                r = self.G.cfg.img_resolution
+                refine(self.G, None, jnp.zeros((1, r, r, 3), jnp.float32), self.refine_steps, lr=self.refine_lr)
             if mapper:
                 self.mapper_edit(src, mapper, alpha)
             secs = time.perf_counter() - t0

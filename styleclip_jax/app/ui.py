@@ -67,7 +67,8 @@ def build(ed: "E.Editor", config, workdir: pathlib.Path) -> gr.Blocks:
                     latents_index = gr.Number(value=0, precision=0, label="index")
                 with gr.Tab("Upload photo"):
                     photo = gr.File(label="image (PNG, JPEG, WebP, ...)", type="filepath", elem_id="photo")
-                    refine_steps = gr.Number(value=0, precision=0, label="refinement steps (0: encoder only)")
+                    refine_steps = gr.Number(value=int(config.refine_steps), precision=0, elem_id="refine_steps",
+                                             label="refinement steps (0: encoder only)")
                 with gr.Row():
                     source_img = gr.Image(label="source", type="numpy", format="png", interactive=False,
                                           elem_id="source", height=220)

@@ -3,8 +3,8 @@
 The jobs hold the loops, files, caches and progress lines; the maths they call lives in `models/` and
 `editing/`. Importing a job is cheap: networks load inside `run`.
 """
-from . import (generate, global_direction, global_direction_precompute, latent_optimization, mapper_infer,
-               mapper_train)
+from . import (generate, global_direction, global_direction_precompute, invert, latent_optimization,
+               mapper_infer, mapper_train)
 
-__all__ = ["generate", "global_direction", "global_direction_precompute", "latent_optimization", "mapper_infer",
-           "mapper_train"]
+__all__ = ["generate", "global_direction", "global_direction_precompute", "invert", "latent_optimization",
+           "mapper_infer", "mapper_train"]

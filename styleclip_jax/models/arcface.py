@@ -3,6 +3,8 @@
 The network is the TreB1eN / pSp ``Backbone(112, 50, mode='ir_se')`` used by StyleCLIP's
 ``criteria/id_loss.py``.  Everything is NHWC internally; weights converted from the PyTorch
 ``model_ir_se50.pth`` state dict are re-laid-out once at load time.
+The IR-SE layers, their init and the state-dict reading are the shared blocks of ``irse.py``
+(also the backbone of the e4e/pSp encoders); this module adds the 112-px output head and the ID loss.
 
 Architecture (eval mode: BatchNorm uses running statistics with eps 1e-5, Dropout is off):
 
@@ -39,82 +41,28 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..checkpoints import CheckpointFormatError  # a ValueError subclass; numpy-only module
+from . import irse
 
 Params = Dict[str, Any]
 
-BN_EPS = 1e-5
-SE_REDUCTION = 16
+BN_EPS = irse.BN_EPS
+SE_REDUCTION = irse.SE_REDUCTION
 FACE_SIZE = 112
 MODEL_NAME = "arcface_ir_se"
 
-_STAGE_UNITS = {50: (3, 4, 14, 3), 100: (3, 13, 30, 3), 152: (3, 8, 36, 3)}
-_STAGE_DEPTHS = (64, 128, 256, 512)
-_HIGHEST = jax.lax.Precision.HIGHEST
+_STAGE_UNITS = irse.STAGE_UNITS
+_STAGE_DEPTHS = irse.STAGE_DEPTHS
+_HIGHEST = irse.HIGHEST
+_unit_name = irse.unit_name
+_batch_norm = irse.batch_norm
 
 
 # --------------------------------------------------------------------------------------------
-# architecture description
+# architecture description (the layers are the shared IR-SE blocks in irse.py)
 # --------------------------------------------------------------------------------------------
 def unit_specs(num_layers: int = 50) -> Tuple[Tuple[int, int, int], ...]:
     """(in_channels, depth, stride) of every bottleneck unit, in body order."""
-    if num_layers not in _STAGE_UNITS:
-        raise ValueError(f"num_layers must be one of {sorted(_STAGE_UNITS)}, got {num_layers}")
-    specs = []
-    in_ch = 64
-    for depth, n in zip(_STAGE_DEPTHS, _STAGE_UNITS[num_layers]):
-        specs.append((in_ch, depth, 2))
-        specs.extend((depth, depth, 1) for _ in range(n - 1))
-        in_ch = depth
-    return tuple(specs)
-
-
-def _unit_name(i: int) -> str:
-    return f"unit_{i:02d}"
-
-
-# --------------------------------------------------------------------------------------------
-# layers (pure functions)
-# --------------------------------------------------------------------------------------------
-def _conv(x, kernel, stride: int = 1, padding: int = 0):
-    """x: (N,H,W,Cin), kernel: (kh,kw,Cin,Cout) HWIO -> (N,H',W',Cout), symmetric zero padding."""
-    return jax.lax.conv_general_dilated(
-        x, kernel, window_strides=(stride, stride),
-        padding=((padding, padding), (padding, padding)),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HIGHEST)
-
-
-def _batch_norm(x, p):
-    """Inference BatchNorm over the last axis. p: {'scale','bias','mean','var'} each (C,)."""
-    inv = p["scale"] * jax.lax.rsqrt(p["var"] + BN_EPS)
-    return (x - p["mean"]) * inv + p["bias"]
-
-
-def _prelu(x, alpha):
-    """Per-channel PReLU; alpha: (C,)."""
-    return jnp.where(x >= 0, x, alpha * x)
-
-
-def _squeeze_excite(x, p):
-    """x: (N,H,W,C); p: {'fc1': (C, C/16), 'fc2': (C/16, C)}."""
-    s = jnp.mean(x, axis=(1, 2))
-    s = jax.nn.relu(jnp.dot(s, p["fc1"], precision=_HIGHEST))
-    s = jax.nn.sigmoid(jnp.dot(s, p["fc2"], precision=_HIGHEST))
-    return x * s[:, None, None, :]
-
-
-def _unit(x, p, stride: int):
-    if "shortcut_conv" in p:
-        shortcut = _batch_norm(_conv(x, p["shortcut_conv"], stride=stride), p["shortcut_bn"])
-    else:  # MaxPool2d(kernel 1, stride s) == subsampling
-        shortcut = x[:, ::stride, ::stride, :]
-    r = _batch_norm(x, p["bn1"])
-    r = _conv(r, p["conv1"], stride=1, padding=1)
-    r = _prelu(r, p["prelu"])
-    r = _conv(r, p["conv2"], stride=stride, padding=1)
-    r = _batch_norm(r, p["bn2"])
-    if "se" in p:
-        r = _squeeze_excite(r, p["se"])
-    return r + shortcut
+    return irse.unit_specs(irse.stage_units_for(num_layers), _STAGE_DEPTHS)
 
 
 def l2_normalize(x, axis: int = -1):
@@ -124,12 +72,7 @@ def l2_normalize(x, axis: int = -1):
 
 def backbone_fn(params: Params, faces, num_layers: int = 50):
     """IR-SE backbone. faces: (N, 112, 112, 3) float32 -> (N, 512) L2-normalised embeddings."""
-    x = jnp.asarray(faces, jnp.float32)
-    pin = params["input"]
-    x = _conv(x, pin["conv"], stride=1, padding=1)
-    x = _prelu(_batch_norm(x, pin["bn"]), pin["prelu"])
-    for i, (_, _, stride) in enumerate(unit_specs(num_layers)):
-        x = _unit(x, params["body"][_unit_name(i)], stride)
+    x, _ = irse.body(params, faces, unit_specs(num_layers))
     pout = params["output"]
     x = _batch_norm(x, pout["bn2d"])
     x = x.reshape(x.shape[0], -1)  # NHWC flatten; the Linear kernel was permuted to match
@@ -262,38 +205,15 @@ class IRSE50(nn.Module):
         return backbone_fn(params, x, self.num_layers)
 
 
-def _bn_init(c):
-    return {"scale": jnp.ones((c,), jnp.float32), "bias": jnp.zeros((c,), jnp.float32),
-            "mean": jnp.zeros((c,), jnp.float32), "var": jnp.ones((c,), jnp.float32)}
-
-
 def init_arcface_params(rng, num_layers: int = 50, se: bool = True) -> Params:
     """Random parameters with the converted layout (for shape checks / training from scratch)."""
-    specs = unit_specs(num_layers)
-    keys = iter(jax.random.split(rng, 8 * len(specs) + 8))
-
-    def he(shape):  # HWIO or (in, out)
-        fan_in = int(np.prod(shape[:-1]))
-        return jax.random.normal(next(keys), shape, jnp.float32) / np.sqrt(fan_in)
-
-    body = {}
-    for i, (cin, depth, _) in enumerate(specs):
-        u = {"bn1": _bn_init(cin), "conv1": he((3, 3, cin, depth)),
-             "prelu": jnp.full((depth,), 0.25, jnp.float32),
-             "conv2": he((3, 3, depth, depth)), "bn2": _bn_init(depth)}
-        if se:
-            u["se"] = {"fc1": he((depth, depth // SE_REDUCTION)), "fc2": he((depth // SE_REDUCTION, depth))}
-        if cin != depth:
-            u["shortcut_conv"] = he((1, 1, cin, depth))
-            u["shortcut_bn"] = _bn_init(depth)
-        body[_unit_name(i)] = u
-    return {
-        "input": {"conv": he((3, 3, 3, 64)), "bn": _bn_init(64), "prelu": jnp.full((64,), 0.25, jnp.float32)},
-        "body": body,
-        "output": {"bn2d": _bn_init(512),
-                   "linear": {"kernel": he((512 * 7 * 7, 512)), "bias": jnp.zeros((512,), jnp.float32)},
-                   "bn1d": _bn_init(512)},
-    }
+    k_body, k_lin = jax.random.split(rng)
+    params = irse.init_backbone_params(k_body, unit_specs(num_layers), se=se)
+    params["output"] = {"bn2d": irse.bn_init(512),
+                        "linear": {"kernel": irse.he_init(k_lin, (512 * 7 * 7, 512)),
+                                   "bias": jnp.zeros((512,), jnp.float32)},
+                        "bn1d": irse.bn_init(512)}
+    return params
 
 
 def _has_se(params: Params) -> bool:
@@ -303,12 +223,6 @@ def _has_se(params: Params) -> bool:
 # --------------------------------------------------------------------------------------------
 # conversion from the PyTorch state dict
 # --------------------------------------------------------------------------------------------
-def _np(v) -> np.ndarray:
-    if hasattr(v, "detach"):  # torch tensor
-        v = v.detach().cpu().numpy()
-    return np.asarray(v)
-
-
 def arcface_params_from_state_dict(sd, source: str = "state dict") -> Params:
     """Convert a TreB1eN / pSp IR-SE state dict (``model_ir_se50.pth``) to the JAX params pytree.
 
@@ -321,59 +235,16 @@ def arcface_params_from_state_dict(sd, source: str = "state dict") -> Params:
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
         raise CheckpointFormatError(f"{source}: expected a state dict (mapping of names to tensors), got {type(sd).__name__}")
-    arrays = {}
-    for k, v in sd.items():
-        k = re.sub(r"^(module\.|facenet\.)+", "", k)
-        arrays[k] = v
-    used = set()
+    arrays = {re.sub(r"^(module\.|facenet\.)+", "", k): v for k, v in sd.items()}
+    reader = irse.StateDictReader(arrays, source, "an IR-SE50 (model_ir_se50.pth) state dict")
+    stage_units, stage_depths = irse.infer_stages(reader)
+    num_layers = {v: k for k, v in _STAGE_UNITS.items()}.get(stage_units)
+    if num_layers is None or stage_depths != _STAGE_DEPTHS:
+        raise CheckpointFormatError(f"{source}: body stages of {stage_units} units with depths {stage_depths}; "
+                                    f"expected {_STAGE_UNITS[50]} (IR-SE50), 100 or 152 layers of {_STAGE_DEPTHS}")
+    params = irse.backbone_from_state_dict(reader, unit_specs(num_layers))
 
-    def get(key, ndim=None):
-        if key not in arrays:
-            raise CheckpointFormatError(f"{source}: missing key {key!r}; not an IR-SE50 (model_ir_se50.pth) state dict")
-        used.add(key)
-        a = _np(arrays[key]).astype(np.float32)
-        if ndim is not None and a.ndim != ndim:
-            raise CheckpointFormatError(f"{source}: key {key!r} has shape {a.shape}, expected {ndim} dims")
-        return a
-
-    def conv(prefix):  # OIHW -> HWIO
-        return jnp.asarray(get(prefix + ".weight", 4).transpose(2, 3, 1, 0))
-
-    def bn(prefix, affine_optional=False):
-        c = get(prefix + ".running_mean", 1).shape[0]
-        used.add(prefix + ".num_batches_tracked")
-        if affine_optional and prefix + ".weight" not in arrays:
-            scale, bias = np.ones((c,), np.float32), np.zeros((c,), np.float32)
-        else:
-            scale, bias = get(prefix + ".weight", 1), get(prefix + ".bias", 1)
-        return {"scale": jnp.asarray(scale), "bias": jnp.asarray(bias),
-                "mean": jnp.asarray(get(prefix + ".running_mean", 1)),
-                "var": jnp.asarray(get(prefix + ".running_var", 1))}
-
-    unit_ids = sorted({int(m.group(1)) for k in arrays for m in [re.match(r"body\.(\d+)\.", k)] if m})
-    n_units = len(unit_ids)
-    num_layers = {sum(v): k for k, v in _STAGE_UNITS.items()}.get(n_units)
-    if num_layers is None or unit_ids != list(range(n_units)):
-        raise CheckpointFormatError(f"{source}: found {n_units} body units; expected 24 (IR-SE50), 49 or 69")
-
-    body = {}
-    for i, (cin, depth, _) in enumerate(unit_specs(num_layers)):
-        pre = f"body.{i}."
-        u = {"bn1": bn(pre + "res_layer.0"), "conv1": conv(pre + "res_layer.1"),
-             "prelu": jnp.asarray(get(pre + "res_layer.2.weight", 1)),
-             "conv2": conv(pre + "res_layer.3"), "bn2": bn(pre + "res_layer.4")}
-        if pre + "res_layer.5.fc1.weight" in arrays:
-            u["se"] = {"fc1": jnp.asarray(get(pre + "res_layer.5.fc1.weight", 4)[:, :, 0, 0].T),
-                       "fc2": jnp.asarray(get(pre + "res_layer.5.fc2.weight", 4)[:, :, 0, 0].T)}
-        if cin != depth:
-            u["shortcut_conv"] = conv(pre + "shortcut_layer.0")
-            u["shortcut_bn"] = bn(pre + "shortcut_layer.1")
-        if u["conv1"].shape != (3, 3, cin, depth):
-            raise CheckpointFormatError(f"{source}: {pre}res_layer.1.weight has HWIO shape {u['conv1'].shape}, "
-                             f"expected {(3, 3, cin, depth)}")
-        body[_unit_name(i)] = u
-
-    w = get("output_layer.3.weight", 2)
+    w = reader.get("output_layer.3.weight", 2)
     out_f, in_f = w.shape
     side = int(round(np.sqrt(in_f // 512)))
     if in_f != 512 * side * side:
@@ -381,15 +252,11 @@ def arcface_params_from_state_dict(sd, source: str = "state dict") -> Params:
     if side != 7:
         raise CheckpointFormatError(f"{source}: only the 112x112 model (Linear 512*7*7) is supported, got {side}x{side}")
     kernel = w.reshape(out_f, 512, side, side).transpose(2, 3, 1, 0).reshape(in_f, out_f)
-    params = {
-        "input": {"conv": conv("input_layer.0"), "bn": bn("input_layer.1"),
-                  "prelu": jnp.asarray(get("input_layer.2.weight", 1))},
-        "body": body,
-        "output": {"bn2d": bn("output_layer.0"),
-                   "linear": {"kernel": jnp.asarray(kernel), "bias": jnp.asarray(get("output_layer.3.bias", 1))},
-                   "bn1d": bn("output_layer.4", affine_optional=True)},
-    }
-    unused = sorted(k for k in arrays if k not in used)
+    params["output"] = {"bn2d": reader.bn("output_layer.0"),
+                        "linear": {"kernel": jnp.asarray(kernel),
+                                   "bias": jnp.asarray(reader.get("output_layer.3.bias", 1))},
+                        "bn1d": reader.bn("output_layer.4", affine_optional=True)}
+    unused = reader.unused()
     if unused:
         raise CheckpointFormatError(f"{source}: unexpected keys {unused[:5]}{'...' if len(unused) > 5 else ''}")
     return params
