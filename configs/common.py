@@ -29,11 +29,17 @@ def models(c, preset: str, clip: bool = True, clip_preprocess: str = "official")
     c.arcface = config_dict.placeholder(str)  # model_ir_se50.pth or a converted folder (identity loss/metric)
 
 
-def sources(c) -> None:
-    """The images to edit: seeds of the generator, or a W+ latents file."""
+def sources(c, preset: str = "shapes") -> None:
+    """The images to edit: seeds of the generator, a W+ latents file, or image files (inverted first)."""
     c.seeds = "0-7"                            # '0-7', '1,5,9'
     c.latents = config_dict.placeholder(str)   # W+ file (.npy/.npz/.pt, (N, num_ws, w_dim)); overrides seeds
     c.truncation_psi = 0.7
+    # photos: a glob ('photos/*.png'), folder or file; inverted with `encoder` (e4e/pSp .pt, converted folder,
+    # "shapes"; unset: the shipped shapes encoder when there is one, else the mean W) and refine_steps of
+    # optimisation (as --mode=invert); face photos must be FFHQ-aligned crops (--mode=invert can align them)
+    c.images = config_dict.placeholder(str)
+    c.encoder = config_dict.placeholder(str)
+    c.refine_steps = 200 if preset == "shapes" else 0
 
 
 def precompute(c) -> None:

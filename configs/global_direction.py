@@ -34,6 +34,6 @@ def get_config(arg=None):
     c.alphas = config_dict.placeholder(str)    # e.g. '[-4, 0, 4]'
     c.beta = 0.1 if preset == "shapes" else 0.15
     c.betas = config_dict.placeholder(str)     # e.g. '[0.05, 0.1, 0.2]'
-    common.sources(c)
+    common.sources(c, preset)
     common.precompute(c)
     return c

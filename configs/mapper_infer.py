@@ -21,7 +21,7 @@ def get_config(arg=None):
     c.clip_model = config_dict.placeholder(str)  # optional: CLIP similarity before/after in metrics.json
     c.mapper = config_dict.placeholder(str)     # a mapper folder / training workdir / official .pt, or a JSON list
     c.prompts = config_dict.placeholder(str)    # JSON list, one per mapper (default: each mapper's own prompt)
-    common.sources(c)
+    common.sources(c, preset)
     c.alpha = 1.0                               # scales the 0.1 * M(w) step (0 = no edit)
     c.noise_mode = "const"
     c.batch_size = 16

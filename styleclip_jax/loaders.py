@@ -7,11 +7,11 @@ import pathlib
 from .errors import CheckpointNotFoundError
 from .models.generator import Generator, GeneratorConfig, check_params
 
-from .shipped import SHAPES_GENERATOR, SHAPES_GLOBAL_DIRECTION as SHIPPED_GD  # noqa: F401
+from .shipped import SHAPES_GENERATOR, is_shapes
 
 
 def resolve_generator_path(path) -> pathlib.Path:
-    if str(path) == "shapes":
+    if is_shapes(path):
         if not SHAPES_GENERATOR.is_dir():
             raise CheckpointNotFoundError(f"the shipped shapes generator is missing: expected a folder at {SHAPES_GENERATOR}")
         return SHAPES_GENERATOR

@@ -10,6 +10,7 @@ ASSETS = pathlib.Path(__file__).resolve().parent / "assets"
 
 SHAPES_GENERATOR = ASSETS / "shapes_generator"            # converted StyleGAN2 folder (orbax + config.json)
 SHAPES_CLIP = ASSETS / "shapes_clip"                      # Hugging Face CLIP folder
+SHAPES_ENCODER = ASSETS / "shapes_encoder"                # converted e4e-style encoder folder (not shipped yet)
 SHAPES_GLOBAL_DIRECTION = ASSETS / "shapes_global_direction"  # StyleSpace stats + fs3 of the shapes world
 # the default precomputation of the shapes world (configs/global_direction.py), as the job caches it
 SHAPES_STATS = SHAPES_GLOBAL_DIRECTION / "stats_n100000_psi0.7_cut8_seed5.npz"

@@ -54,6 +54,13 @@ def test_ffhq_layout_facts(fixtures_dir):
     assert layout_lib.torgb_indices(lay) == facts["torgb_indices"]
     assert [l.index for l in layout_lib.non_torgb_layers(lay)] == facts["mindexs"]
     assert layout_lib.num_channels(lay) == facts["channels_without_torgb"]
+    # the same table from names alone (published fs3 / statistics files), in any key order
+    named = layout_lib.from_names(facts["s_names"], facts["channels_per_s_layer"])
+    assert [(l.name, l.channels, l.is_torgb, l.resolution) for l in named] == \
+        [(l.name, l.channels, l.is_torgb, l.resolution) for l in lay]
+    assert layout_lib.order_names(list(reversed(facts["s_names"]))) == facts["s_names"]
+    assert layout_lib.torgb_indices_for(26) == facts["torgb_indices"]
+    assert layout_lib.channel_bounds(lay, 128)[-1] == 5376
 
 
 def test_jit_equals_eager(G):

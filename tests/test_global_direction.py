@@ -9,6 +9,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from styleclip_jax.models.clip import text_direction_from_embeddings
+
 import styleclip_jax as sc
 from styleclip_jax.editing import global_direction as gd
 from tiny_models import linear_embedder, tiny_generator
@@ -101,7 +103,7 @@ _CHILD = textwrap.dedent("""
     out = sys.argv[1]
     if sys.argv[2] == "kill":
         import signal
-        orig = gd.io_utils.write_npy
+        orig = gd.files.write_npy
         count = [0]
         def write_then_die(path, arr):
             orig(path, arr)
@@ -109,7 +111,7 @@ _CHILD = textwrap.dedent("""
                 count[0] += 1
                 if count[0] == 2:
                     os.kill(os.getpid(), signal.SIGKILL)
-        gd.io_utils.write_npy = write_then_die
+        gd.files.write_npy = write_then_die
     fs3 = gd.channel_relevance(G, clip, mean, std, ws=ws, block_size=4, out_dir=out, progress=False)
     print("DEVICES", jax.device_count())
 """)
@@ -146,7 +148,7 @@ def test_direction_and_apply_match_fixture_math(fixtures_dir):
     lay = cfg["fake_layout"]
     # our own layer names for the toy layout, in S order, so layout_of() can order them
     std = {n: e[f"layout_code_std_{i:02d}"] for i, n in enumerate(lay["s_names"])}
-    dt = gd.gd_math.text_direction_from_embeddings(e["text_emb_target"], e["text_emb_neutral"])[0]
+    dt = text_direction_from_embeddings(e["text_emb_target"], e["text_emb_neutral"])
     np.testing.assert_allclose(dt, e["dt"], atol=1e-6)
     fs3 = gd.relevance_from_features(e["all_f"])
     np.testing.assert_allclose(fs3, e["fs3"], atol=1e-6)

@@ -6,7 +6,7 @@ import pytest
 import styleclip_jax as sc
 from styleclip_jax.editing import global_direction as gd
 from styleclip_jax.editing import latent_optimization as lo
-from styleclip_jax.loaders import SHIPPED_GD
+from styleclip_jax.shipped import SHAPES_GLOBAL_DIRECTION as SHIPPED_GD
 from styleclip_jax.shapes import metrics
 
 

@@ -151,18 +151,12 @@ def _load_folder(directory: pathlib.Path):
     return enc.Encoder(params, config, latent_avg)
 
 
-def shapes_encoder_dir() -> pathlib.Path:
-    """Where the shipped shapes-world encoder folder lives (it may be absent)."""
-    from .. import shipped
-
-    return getattr(shipped, "SHAPES_ENCODER", shipped.ASSETS / "shapes_encoder")
-
-
 def load_encoder(path):
     """Load an e4e/pSp encoder from an official ``.pt`` checkpoint, a folder written by
     ``checkpoints_convert/convert_encoder.py`` (no torch needed), or ``"shapes"`` (the shipped one)."""
-    if str(path) == "shapes":
-        d = shapes_encoder_dir()
+    from .. import shipped
+    if shipped.is_shapes(path):
+        d = shipped.SHAPES_ENCODER
         if not d.is_dir():
             raise CheckpointNotFoundError(f"{d}: the shapes-world encoder is not shipped in this version")
         return _load_folder(d)

@@ -28,15 +28,10 @@ def _set_nested(tree: dict, dotted: str, value) -> None:
     node[parts[-1]] = value
 
 
-def flatten_params(params: Mapping, prefix: str = "") -> dict[str, np.ndarray]:
-    """Nested param dict -> ``{dotted name: array}`` (the inverse of the nesting used here)."""
-    out = {}
-    for k, v in params.items():
-        if isinstance(v, Mapping):
-            out.update(flatten_params(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
+def flatten_params(params: Mapping) -> dict[str, np.ndarray]:
+    """Nested param dict -> ``{dotted name: array}`` (flax.traverse_util, as models.mapper.flatten_params)."""
+    from flax.traverse_util import flatten_dict
+    return flatten_dict(dict(params), sep=".")
 
 
 def num_ws(img_resolution: int) -> int:

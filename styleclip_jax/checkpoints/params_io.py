@@ -93,18 +93,10 @@ def write_json(path, obj: Any, *, indent: int = 1) -> None:
     numpy scalars and tuples are converted to plain JSON values; anything else that JSON cannot
     hold raises ``TypeError`` naming the offending entry.
     """
+    from ..files import write_bytes
     path = pathlib.Path(path)
     text = json.dumps(_to_jsonable(obj, path.name), indent=indent, sort_keys=False) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_bytes(path, text.encode("utf-8"))
 
 
 def read_json(path, *, what: str = "JSON file", expect_type: type | None = dict) -> Any:

@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import pathlib
-import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import jax
@@ -34,34 +33,24 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import global_direction_math as gd_math
-from ..jobs import outputs as io_utils
+from .. import files
+from ..checkpoints.params_io import write_json
+from ..models import layout as layout_lib
 from ..models import ops
 from ..models.generator import synthesis_layers, truncate, w_to_s
 
 # ------------------------------------------------------------------------------------------------
 # Layout helpers
 # ------------------------------------------------------------------------------------------------
-_NAME = re.compile(r"^(conv0|conv1|toRGB)_resolution_(\d+)$")
-
-
-def _s_order_key(name: str):
-    m = _NAME.match(name)
-    if not m:
-        raise ValueError(f"not a StyleSpace layer name: {name!r} (expected e.g. 'conv0_resolution_8')")
-    return int(m.group(2)), {"conv0": 0, "conv1": 1, "toRGB": 2}[m.group(1)]
-
-
-def layout_of(std_or_G) -> List[Tuple[str, int, bool]]:
-    """[(name, channels, is_torgb)] in official S order, from a Generator or a per-layer dict."""
+def layout_of(std_or_G):
+    """The S layout of a Generator, or of a per-layer dict ``name -> (..., C)`` (statistics, S codes)."""
     if hasattr(std_or_G, "layout"):
-        return [(l.name, l.channels, l.is_torgb) for l in std_or_G.layout]
-    names = sorted(std_or_G, key=_s_order_key)
-    return [(n, int(np.shape(std_or_G[n])[-1]), n.startswith("toRGB")) for n in names]
+        return std_or_G.layout
+    return layout_lib.from_styles({k: np.asarray(v) for k, v in std_or_G.items()})
 
 
 def num_relevance_channels(G, max_resolution: Optional[int] = None) -> int:
-    return sum(l.channels for l in G.layout if not l.is_torgb and
-               (max_resolution is None or l.resolution <= max_resolution))
+    return layout_lib.num_channels(layout_lib.non_torgb_layers(G.layout, max_resolution))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -116,7 +105,7 @@ def style_stats(G, num_samples: int = 100_000, truncation_psi: float = 0.7, trun
 
 
 def save_stats(path, mean, std) -> None:
-    io_utils.write_npz(path, **{f"mean/{k}": v for k, v in mean.items()}, **{f"std/{k}": v for k, v in std.items()})
+    files.write_npz(path, **{f"mean/{k}": v for k, v in mean.items()}, **{f"std/{k}": v for k, v in std.items()})
 
 
 def load_stats(path, G=None):
@@ -127,7 +116,7 @@ def load_stats(path, G=None):
             std = {k[4:]: z[k] for k in z.files if k.startswith("std/")}
     except Exception as e:
         raise ValueError(f"StyleSpace statistics file {path} could not be read: {e}") from None
-    order = sorted(mean, key=_s_order_key)
+    order = layout_lib.order_names(mean)
     mean = {k: mean[k] for k in order}
     std = {k: std[k] for k in order}
     if G is not None:
@@ -224,7 +213,9 @@ class SweepPlan:
         return f"L{layer_index:02d}_C{start:05d}.npy"
 
 
-RENDER_PIXELS_PER_CALL = 64 * 1024 * 1024  # 64 renders at 1024 px: 56 GB on an H100 (measured 2026-11-27)
+# 64 renders at 1024 px per call: XLA asked for 56 GiB for such a call on an H100 and the run ran out of memory
+# (benchmarks/results/2026-11-27_h100/run1_global_direction.txt); a bound, not a measured fit
+RENDER_PIXELS_PER_CALL = 64 * 1024 * 1024
 
 
 def auto_image_batch(img_resolution: int, block_size: int, num_images: int) -> int:
@@ -288,7 +279,7 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
                                  f"use another directory or delete it")
         elif writer:
             blocks_dir.mkdir(parents=True, exist_ok=True)
-            io_utils.write_json(manifest, {"hash": _settings_hash(settings), "settings": settings})
+            write_json(manifest, {"hash": _settings_hash(settings), "settings": settings})
 
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     mesh = Mesh(np.asarray(devices), ("d",))
@@ -346,7 +337,7 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
             block = (acc / np.linalg.norm(acc, axis=-1, keepdims=True)).astype(np.float32)
             results[(li, a)] = block
             if blocks_dir is not None and writer:
-                io_utils.write_npy(blocks_dir / SweepPlan.block_name(li, a), block)
+                files.write_npy(blocks_dir / SweepPlan.block_name(li, a), block)
             bar.update(b - a)
             computed += 1
             if stop_after_blocks is not None and computed >= stop_after_blocks:
@@ -355,7 +346,7 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
     bar.close()
     fs3 = np.concatenate([results[(li, a)] for (li, a, _) in plan.units], axis=0)
     if out_dir is not None and writer:
-        io_utils.write_npy(out_dir / "fs3.npy", fs3)
+        files.write_npy(out_dir / "fs3.npy", fs3)
     return fs3
 
 
@@ -464,7 +455,7 @@ def study(G, clip, ws, prompt_pairs: Sequence[Tuple[str, str]], alphas: Sequence
     e_edit = np.concatenate([np.asarray(clip.encode_images(flat[i:i + 256])) for i in range(0, len(flat), 256)])
     e_edit = e_edit.reshape(P, A, B, n, -1)
     clip_after = np.einsum("pabnd,pd->pabn", e_edit, np.asarray(t_emb))
-    nt = [name for name, c, rgb in layout_of(G) if not rgb]
+    nt = [l.name for l in layout_lib.non_torgb_layers(G.layout)]
     mad = np.zeros((P, A, B))
     for p in range(P):
         for b in range(B):

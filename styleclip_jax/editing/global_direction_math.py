@@ -3,16 +3,16 @@
 
 Conventions
 -----------
-* A **layout** is a list of ``(name, channels, is_torgb)`` for every S layer in S order, e.g.
+* A **layout** is the table of :mod:`styleclip_jax.models.layout` (``G.layout``, or
+  ``layout.from_names(names, channels)`` for the official code's lists; toRGB = ``'RGB' in name``), e.g.
   FFHQ 1024: 26 layers ``conv1_resolution_4, toRGB_resolution_4, conv0_resolution_8, ...``.
-  :func:`layout_from_names` builds it from names (toRGB = ``'RGB' in name``, as the official code).
 * **Official channel order** (fs3 rows, relevance vector ``r``): the non-toRGB layers in S order,
   channels in order within a layer (6048 for FFHQ 1024; the torch ``SingleChannel.py`` only
   covers layers up to 128 px, 5376 channels - a layer-aligned prefix, see :func:`direction`).
 * S codes are dicts ``name -> (N, C)``; per-layer statistics dicts ``name -> (C,)``.
 
 Pipeline: ``all_f -> relevance_from_features -> fs3``; text embeddings ->
-``template_average`` -> ``text_direction_from_features -> dt``; ``direction(fs3, dt, std, beta)
+``template_average`` (:mod:`styleclip_jax.models.clip`) -> ``text_direction_from_features -> dt``; ``direction(fs3, dt, std, beta)
 -> delta_s``; ``apply(s, delta_s, alpha)`` -> edited S.
 """
 from __future__ import annotations
@@ -23,15 +23,16 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import jax.numpy as jnp
 import numpy as np
 
+from ..models import layout as layout_lib
+from ..models.clip import template_average
+from ..models.layout import SLayer
+from ..models.ops import l2_normalize as normalize
+
 __all__ = [
     "normalize",
     "relevance_from_features",
     "template_average",
     "text_direction_from_features",
-    "text_direction_from_embeddings",
-    "layout_from_names",
-    "non_torgb_layers",
-    "num_non_torgb_channels",
     "relevance",
     "direction",
     "split_by_layout",
@@ -39,16 +40,10 @@ __all__ = [
     "single_channel_edit",
     "single_channel_schedule",
     "single_channel_codes",
-    "save_fs3",
     "load_fs3",
 ]
 
-Layout = Sequence[Tuple[str, int, bool]]
-
-
-def normalize(x, axis: int = -1):
-    """``x / ||x||_2`` along ``axis`` (no epsilon, as the official numpy/torch code)."""
-    return x / jnp.linalg.norm(x, axis=axis, keepdims=True)
+Layout = Sequence[SLayer]
 
 
 # ---------------------------------------------------------------------------------------
@@ -72,51 +67,9 @@ def relevance_from_features(all_f):
 # ---------------------------------------------------------------------------------------
 # Text side
 # ---------------------------------------------------------------------------------------
-def template_average(emb):
-    """Official ``zeroshot_classifier`` for one class: (T, D) template embeddings -> (D,) unit vector.
-
-    Normalise each row, average the rows, normalise again. (The CLIP wrapper has its own copy;
-    this one is the reference for the maths.)
-    """
-    return normalize(jnp.mean(normalize(jnp.asarray(emb), -1), axis=-2), -1)
-
-
 def text_direction_from_features(t_target, t_neutral):
     """Official ``GetDt``: ``dt = normalise(t_target - t_neutral)`` for (D,) class features."""
     return normalize(jnp.asarray(t_target) - jnp.asarray(t_neutral), -1)
-
-
-def text_direction_from_embeddings(emb_target, emb_neutral):
-    """(T, D) template embeddings of target and neutral -> ``(dt (D,), text_features (2, D))``."""
-    tf = jnp.stack([template_average(emb_target), template_average(emb_neutral)])
-    return text_direction_from_features(tf[0], tf[1]), tf
-
-
-# ---------------------------------------------------------------------------------------
-# Layouts
-# ---------------------------------------------------------------------------------------
-def layout_from_names(s_names: Sequence[str], dims: Sequence[int]) -> List[Tuple[str, int, bool]]:
-    """Layout from official S names and channel counts (toRGB iff ``'RGB' in name``)."""
-    if len(s_names) != len(dims):
-        raise ValueError(f"{len(s_names)} names but {len(dims)} dims")
-    return [(str(n), int(c), "RGB" in n) for n, c in zip(s_names, dims)]
-
-
-def non_torgb_layers(layout: Layout) -> List[Tuple[str, int]]:
-    """``[(name, channels)]`` of the non-toRGB layers in S order (the official ``mindexs``)."""
-    return [(n, int(c)) for n, c, rgb in layout if not rgb]
-
-
-def num_non_torgb_channels(layout: Layout) -> int:
-    return sum(c for _, c in non_torgb_layers(layout))
-
-
-def _layer_boundaries(layout: Layout) -> List[int]:
-    out, acc = [0], 0
-    for _, c in non_torgb_layers(layout):
-        acc += c
-        out.append(acc)
-    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -154,13 +107,14 @@ def split_by_layout(ds_imp, std: Mapping[str, object], layout: Layout, use_std: 
     """
     ds_imp = jnp.asarray(ds_imp)
     k = ds_imp.shape[0]
-    bounds = _layer_boundaries(layout)
+    bounds = layout_lib.channel_bounds(layout)
     if k not in bounds:
         raise ValueError(f"relevance vector has {k} channels; it must end on a layer boundary of the "
                          f"layout (non-toRGB cumulative counts {bounds[1:]})")
     out, start = {}, 0
-    for name, c, rgb in layout:
-        if rgb or start >= k:
+    for l in layout:
+        name, c = l.name, l.channels
+        if l.is_torgb or start >= k:
             out[name] = jnp.zeros((c,), ds_imp.dtype)
             continue
         piece = ds_imp[start:start + c]
@@ -178,7 +132,7 @@ def direction(fs3, dt, std: Mapping[str, object], beta: float, layout: Layout
       dt: (D,) unit text direction.
       std: ``name -> (C,)`` per-channel std of S (``code_std``); only non-toRGB layers are read.
       beta: threshold on ``|fs3 @ dt|``.
-      layout: ``[(name, channels, is_torgb)]`` in S order.
+      layout: the S layout (``G.layout`` or ``layout.from_names``).
     Returns:
       ``(delta_s, num_kept)``: ``delta_s[name]`` (C,) for every layer (zeros for toRGB), and the
       number of channels with ``|r| >= beta``.
@@ -232,8 +186,8 @@ def single_channel_edit(s_layer, mean, std, channel: int, alphas=(-5.0, 5.0)):
 def single_channel_schedule(layout: Layout, max_s_index: Optional[int] = 16) -> List[Tuple[str, int]]:
     """Official ``SingleChannel.py`` order: non-toRGB layers with S index <= ``max_s_index``
     (layers up to 128 px for FFHQ 1024; ``None`` = all), every channel in order."""
-    return [(name, c) for i, (name, n, rgb) in enumerate(layout)
-            if not rgb and (max_s_index is None or i <= max_s_index) for c in range(n)]
+    return [(l.name, c) for i, l in enumerate(layout)
+            if not l.is_torgb and (max_s_index is None or i <= max_s_index) for c in range(l.channels)]
 
 
 def single_channel_codes(s: Mapping[str, object], code_mean: Mapping[str, object],
@@ -272,11 +226,6 @@ def single_channel_codes(s: Mapping[str, object], code_mean: Mapping[str, object
 # ---------------------------------------------------------------------------------------
 # fs3 files
 # ---------------------------------------------------------------------------------------
-def save_fs3(path, fs3) -> None:
-    """Save fs3 (K, D) as ``.npy`` float32, official layout (rows in official channel order)."""
-    np.save(path, np.asarray(fs3, np.float32))
-
-
 def load_fs3(path, layout: Optional[Layout] = None, allow_layer_prefix: bool = True) -> np.ndarray:
     """Load a published / saved ``fs3.npy`` (K, D) and check it against ``layout``.
 
@@ -290,8 +239,8 @@ def load_fs3(path, layout: Optional[Layout] = None, allow_layer_prefix: bool = T
     if arr.ndim != 2:
         raise ValueError(f"{name}: fs3 must be 2-D (channels, clip_dim), got shape {arr.shape}")
     if layout is not None:
-        total = num_non_torgb_channels(layout)
-        bounds = _layer_boundaries(layout)[1:]
+        total = layout_lib.num_channels(layout)
+        bounds = layout_lib.channel_bounds(layout)[1:]
         ok = arr.shape[0] == total or (allow_layer_prefix and arr.shape[0] in bounds)
         if not ok:
             raise ValueError(f"{name}: fs3 has {arr.shape[0]} rows but the layout has {total} non-toRGB "

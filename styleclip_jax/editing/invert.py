@@ -68,18 +68,7 @@ def resize_targets(images, resolution: int):
                             antialias=True)
 
 
-def _split_s(G, s):
-    train = {l.name: s[l.name] for l in G.layout if not l.is_torgb}
-    frozen = {l.name: s[l.name] for l in G.layout if l.is_torgb}
-    return train, frozen
-
-
-def _render(G, var, frozen, cfg: RefineConfig):
-    from ..models.generator import synthesis, synthesis_from_s
-    modconv = ops.modconv_for(cfg.precision)
-    if cfg.space == "wplus":
-        return synthesis(G.params, G.cfg, var, cfg.noise_mode, modconv=modconv)
-    return synthesis_from_s(G.params, G.cfg, {**var, **frozen}, cfg.noise_mode, modconv=modconv)
+from .latent_optimization import render as _render, split_s as _split_s  # noqa: E402 (same W+/S variables)
 
 
 def pixel_error(images, targets, kind: str = "mse"):

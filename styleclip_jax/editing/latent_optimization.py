@@ -80,14 +80,16 @@ def make_pairs(num_sources: int, num_prompts: int, pairing: str = "product"):
     raise ValueError(f"pairing={pairing!r}: expected 'product' or 'zip'")
 
 
-def _split_s(G, s):
+def split_s(G, s):
     """StyleSpace dict -> (trainable non-toRGB dict, frozen toRGB dict)."""
     train = {l.name: s[l.name] for l in G.layout if not l.is_torgb}
     frozen = {l.name: s[l.name] for l in G.layout if l.is_torgb}
     return train, frozen
 
 
-def _render(G, var, frozen, cfg: LatentOptConfig):
+def render(G, var, frozen, cfg):
+    """Images of the optimised variables: W+ (P, num_ws, w_dim), or the non-toRGB S layers plus the frozen
+    toRGB ones; `cfg` gives space, precision and noise_mode (LatentOptConfig, invert.RefineConfig)."""
     from ..models.generator import synthesis, synthesis_from_s
     modconv = ops.modconv_for(cfg.precision)
     if cfg.space == "wplus":
@@ -102,7 +104,7 @@ def _clip_embed(clip, images):
 
 def pair_losses(G, clip, var, frozen, init, text_emb, orig_feats, arc, cfg: LatentOptConfig):
     """Per-pair losses (P,) and their parts. var/init: (P, num_ws, w_dim) or S dicts of (P, C)."""
-    img = _render(G, var, frozen, cfg)
+    img = render(G, var, frozen, cfg)
     e = _clip_embed(clip, img)
     cos = jnp.sum(e * text_emb, axis=-1)
     c_loss = 1.0 - jnp.exp(clip.params["logit_scale"]) * cos / 100.0
@@ -183,7 +185,7 @@ def _before_compiled(G, clip, arc, init_var, frozen, t, cfg: LatentOptConfig):
     from ..models.arcface import features_fn
     orig_feats = None
     if arc is not None:
-        orig_feats = features_fn(arc.params, _render(G, init_var, frozen, cfg), num_layers=arc.num_layers)
+        orig_feats = features_fn(arc.params, render(G, init_var, frozen, cfg), num_layers=arc.num_layers)
     _, before = pair_losses(G, clip, init_var, frozen, init_var, t, orig_feats, arc, cfg)
     return orig_feats, before
 
@@ -194,7 +196,7 @@ def _after_compiled(G, clip, arc, var, init_var, frozen, t, orig_feats, cfg: Lat
     _, after = pair_losses(G, clip, var, frozen, init_var, t, orig_feats, arc, cfg)
     idsim = None
     if arc is not None:
-        f = features_fn(arc.params, _render(G, var, frozen, cfg), num_layers=arc.num_layers)
+        f = features_fn(arc.params, render(G, var, frozen, cfg), num_layers=arc.num_layers)
         idsim = jnp.sum(f * orig_feats, axis=-1)
     return after, idsim
 
@@ -228,7 +230,7 @@ def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(),
     if cfg.space == "wplus":
         init_var, frozen = w0, {}
     else:
-        init_var, frozen = _split_s(G, G.w_to_s(w0))
+        init_var, frozen = split_s(G, G.w_to_s(w0))
     t0 = time.time()
     orig_feats, before = _before_compiled(G, clip, arc, init_var, frozen, t, cfg)
     k = steps_per_call(cfg)

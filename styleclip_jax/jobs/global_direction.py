@@ -77,7 +77,7 @@ def cache_dir_for(config) -> pathlib.Path:
 def precompute(config, G, clip, verbose=True):
     """(mean, std, fs3, paths): load from the cache (or the shipped shapes assets) or compute and cache."""
     from ..editing import global_direction as gd
-    from ..loaders import SHIPPED_GD
+    from ..shipped import SHAPES_GLOBAL_DIRECTION as SHIPPED_GD, is_shapes
     cache = cache_dir_for(config)
     st, sw = config.stats, config.sweep
     stats_name = (f"stats_n{int(st.samples)}_psi{float(st.truncation_psi)}"
@@ -87,7 +87,7 @@ def precompute(config, G, clip, verbose=True):
     sweep_name = (f"fs3_m{int(sw.images)}_a{float(sw.alpha)}_res{sw.max_resolution}"
                   f"_{sw.precision}_clip{clip_tag}")
     shipped = None
-    if str(config.generator) == "shapes" and str(config.clip_model) == "shapes":
+    if is_shapes(config.generator) and is_shapes(config.clip_model):
         shipped = SHIPPED_GD
     stats_path = cache / stats_name
     if shipped is not None and (shipped / stats_name).is_file():
@@ -174,24 +174,22 @@ def run(config, workdir: str) -> dict:
     T, A, B = targets(config), alphas(config), betas(config)
     G, clip, arc = load_models(config)
     mean, std, fs3, paths = precompute(config, G, clip)
-    ws, labels = sources.load(G, config)
+    ws, labels, photos = sources.load(G, config, with_photos=True)
     pairs = [(config.neutral, t) for t in T]
     res = gd.study(G, clip, ws, pairs, A, B, fs3, mean, std, arc=arc)
     if jax.process_index() != 0:
         return {}
-    return write_outputs(pathlib.Path(workdir), res, pairs, A, B, labels, paths)
+    return write_outputs(pathlib.Path(workdir), res, pairs, A, B, labels, paths, photos)
 
 
-def write_outputs(out: pathlib.Path, res, pairs, A, B, labels, paths) -> dict:
+def write_outputs(out: pathlib.Path, res, pairs, A, B, labels, paths, photos=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     src, edited = res["source"], res["edited"]  # (N,...), (P,A,B,N,...)
-    n = len(labels)
     cells, figs = [], []
     for p, (neutral, target) in enumerate(pairs):
         for b, beta in enumerate(B):
             name = f"grid_p{p:02d}_b{b:02d}.png"
-            tiles = np.concatenate([src[:, None], np.transpose(edited[p, :, b], (1, 0, 2, 3, 4))], axis=1)
-            io_utils.save_grid(out / name, tiles.reshape(-1, *src.shape[1:]), rows=n, cols=1 + len(A))
+            io_utils.save_columns(out / name, [src, *edited[p, :, b]], photos)
             figs.append((name, neutral, target, beta, int(res["num_kept"][p, b])))
             for a, alpha in enumerate(A):
                 cell = {"neutral": neutral, "target": target, "alpha": alpha, "beta": beta,
@@ -204,7 +202,8 @@ def write_outputs(out: pathlib.Path, res, pairs, A, B, labels, paths) -> dict:
                 if res["id_similarity"] is not None:
                     cell["identity_similarity"] = [float(x) for x in res["id_similarity"][p, a, b]]
                 cells.append(cell)
-    io_utils.write_npz(out / "images.npz", source=src.astype(np.float32), edited=edited.astype(np.float32))
+    io_utils.write_npz(out / "images.npz", **io_utils.photo_entry(photos), source=src.astype(np.float32),
+                       edited=edited.astype(np.float32))
     summary = {"images": labels, "alphas": A, "betas": B, "pairs": [list(x) for x in pairs], "cache": paths,
                "cells": cells}
     io_utils.write_json(out / "metrics.json", summary)

@@ -13,13 +13,13 @@ def _resolve(config):
     """(encoder spec or None, generator spec): the shipped shapes encoder when there is one and none is named;
     the generator of an e4e/pSp checkpoint when the encoder is one and no generator is named."""
     from ..checkpoints import e4e
-    from ..shipped import SHAPES
+    from ..shipped import SHAPES, SHAPES_ENCODER
     enc = config.encoder
     if enc is None:
         if config.require_encoder:
             raise ConfigError("--config.encoder is required with the official preset (e4e_ffhq_encode.pt, a "
                               "converted folder, or 'none' to start from the mean W)")
-        enc = SHAPES if e4e.shapes_encoder_dir().is_dir() else None
+        enc = SHAPES if SHAPES_ENCODER.is_dir() else None
     elif str(enc).lower() == "none":
         enc = None
     gen = config.generator

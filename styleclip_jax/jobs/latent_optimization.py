@@ -44,17 +44,17 @@ def run(config, workdir: str) -> dict:
     G = load_generator(config.generator)
     clip = load_clip(config.clip_model, preprocess=config.clip_preprocess)
     arc = load_arcface(config.arcface) if config.arcface else None
-    w_src, labels = sources.load(G, config)
+    w_src, labels, photos = sources.load(G, config, with_photos=True)
     text = clip.encode_texts(prompts)
     n, p = len(w_src), len(prompts)
     pairs = lo.make_pairs(n, p, config.pairing)
     print(f"optimising {len(pairs[0])} (source, prompt) pairs x {cfg.steps} steps, all pairs in each compiled step "
           f"({cfg.space}, lr {cfg.lr}, l2 {cfg.l2_lambda}, id {cfg.id_lambda})")
     edited, m = lo.optimize(G, clip, w_src, text, cfg, arc=arc, pairs=pairs)
-    return write_outputs(G, workdir, w_src, labels, prompts, pairs, edited, m, cfg, config.pairing)
+    return write_outputs(G, workdir, w_src, labels, prompts, pairs, edited, m, cfg, config.pairing, photos)
 
 
-def write_outputs(G, workdir, w_src, labels, prompts, pairs, edited, m, cfg, pairing):
+def write_outputs(G, workdir, w_src, labels, prompts, pairs, edited, m, cfg, pairing, photos=None):
     out = pathlib.Path(workdir)
     out.mkdir(parents=True, exist_ok=True)
     src_idx, prm_idx = pairs
@@ -70,10 +70,8 @@ def write_outputs(G, workdir, w_src, labels, prompts, pairs, edited, m, cfg, pai
     else:  # zip: one edit per source
         P = 1
         grid_edit = edit_img[np.argsort(src_idx)][None]
-    cells = np.concatenate([src_img[None], grid_edit], axis=0)  # (1+P, N, H, W, 3)
-    cells = np.transpose(cells, (1, 0, 2, 3, 4)).reshape(-1, *src_img.shape[1:])
-    io_utils.save_grid(out / "grid.png", cells, rows=n, cols=1 + P)
-    io_utils.write_npz(out / "images.npz", source=src_img.astype(np.float32),
+    io_utils.save_columns(out / "grid.png", [src_img, *grid_edit], photos)
+    io_utils.write_npz(out / "images.npz", **io_utils.photo_entry(photos), source=src_img.astype(np.float32),
                        edited=grid_edit.astype(np.float32))
     if cfg.space == "wplus":
         lat = np.asarray(edited, np.float32)

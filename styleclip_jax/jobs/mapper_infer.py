@@ -109,7 +109,7 @@ def run(config, workdir: str) -> dict:
     mappers = [load_mapper(p) for p in paths]
     for m, p in zip(mappers, paths):
         _check_fit(m, G, p)
-    w_src, labels = sources.load(G, config)
+    w_src, labels, photos = sources.load(G, config, with_photos=True)
     alpha, bs, nm = float(config.alpha), int(config.batch_size), config.noise_mode
     prompts = (io_utils.parse_list(config.prompts, "--config.prompts") if config.prompts is not None
                else [m.prompt for m in mappers])
@@ -122,10 +122,9 @@ def run(config, workdir: str) -> dict:
     out = pathlib.Path(workdir)
     out.mkdir(parents=True, exist_ok=True)
     n, P = len(w_src), len(mappers)
-    cells = np.concatenate([src_img[None], edited], axis=0)
-    cells = np.transpose(cells, (1, 0, 2, 3, 4)).reshape(-1, *src_img.shape[1:])
-    io_utils.save_grid(out / "grid.png", cells, rows=n, cols=1 + P)
-    io_utils.write_npz(out / "images.npz", source=src_img.astype(np.float32), edited=edited.astype(np.float32))
+    io_utils.save_columns(out / "grid.png", [src_img, *edited], photos)
+    io_utils.write_npz(out / "images.npz", **io_utils.photo_entry(photos), source=src_img.astype(np.float32),
+                       edited=edited.astype(np.float32))
     wplus = [i for i, m in enumerate(mappers) if m.config.mapper_type != "WithoutToRGBStyleSpaceMapper"]
     outputs = ["grid.png", "images.npz", "metrics.json"]
     if len(wplus) == P:

@@ -1,57 +1,18 @@
-"""Output helpers: atomic writes, image grids, seed parsing, latents files."""
+"""Job output helpers: image grids, flag parsing (seeds, lists) and the atomic writers of styleclip_jax.files."""
 from __future__ import annotations
 
-import contextlib
-import os
-import pathlib
-import tempfile
 from typing import List
 
 import numpy as np
 
 from ..errors import ConfigError
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temp path next to `path`; rename it over `path` only if the block succeeds. The file gets the
-    permissions a plain open() would give (0666 minus the umask), not mkstemp's 0600."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+from ..files import atomic_path, write_npy, write_npz  # noqa: F401 (the job outputs' writers)
 
 
 def write_json(path, obj) -> None:
     """Atomic JSON write (the checkpoints module's writer; numpy scalars/arrays become plain values)."""
     from ..checkpoints import write_json as _write
     _write(path, obj, indent=2)
-
-
-def write_npz(path, **arrays) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-
-
-def write_npy(path, array) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, np.asarray(array))
 
 
 def parse_seeds(spec, flag: str = "--config.seeds") -> List[int]:
@@ -107,6 +68,22 @@ def save_png(path, array_uint8, min_size: int = 0) -> None:
         im = im.resize((im.size[0] * f, im.size[1] * f), Image.NEAREST)
     with atomic_path(path) as tmp:
         im.save(tmp, format="PNG")
+
+
+def photo_entry(photos) -> dict:
+    """The images.npz entry of the original photos (N, H, W, 3) when the sources were image files, else {}."""
+    return {} if photos is None else {"photo": np.asarray(photos, np.float32)}
+
+
+def save_columns(path, columns, photos=None) -> None:
+    """The edit grid of every mode: one row per source, the columns side by side (e.g. source | edit per
+    prompt); with ``photos`` (N, H, W, 3) a first column of the original photos, so that a reader sees how
+    much of the change is inversion error. columns: (C, N, H, W, 3) or a list of (N, H, W, 3)."""
+    cols = [np.asarray(c) for c in columns]
+    if photos is not None:
+        cols = [np.asarray(photos, np.float32)] + cols
+    cells = np.stack(cols, axis=1)  # (N, C, H, W, 3)
+    save_grid(path, cells.reshape(-1, *cells.shape[2:]), rows=cells.shape[0], cols=cells.shape[1])
 
 
 def save_grid(path, images, rows: int, cols: int, min_size: int = 256) -> None:

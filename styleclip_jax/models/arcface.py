@@ -36,12 +36,14 @@ import re
 from typing import Any, Dict, Tuple
 
 import flax.linen as nn
+from flax import struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..checkpoints import CheckpointFormatError  # a ValueError subclass; numpy-only module
 from . import irse
+from .ops import l2_normalize
 
 Params = Dict[str, Any]
 
@@ -63,11 +65,6 @@ _batch_norm = irse.batch_norm
 def unit_specs(num_layers: int = 50) -> Tuple[Tuple[int, int, int], ...]:
     """(in_channels, depth, stride) of every bottleneck unit, in body order."""
     return irse.unit_specs(irse.stage_units_for(num_layers), _STAGE_DEPTHS)
-
-
-def l2_normalize(x, axis: int = -1):
-    """x / ||x||_2 along `axis` (no epsilon, as the official l2_norm)."""
-    return x / jnp.sqrt(jnp.sum(x * x, axis=axis, keepdims=True))
 
 
 def backbone_fn(params: Params, faces, num_layers: int = 50):
@@ -131,20 +128,11 @@ _face_input_jit = jax.jit(face_input)
 # --------------------------------------------------------------------------------------------
 # ArcFace object (pytree) and losses
 # --------------------------------------------------------------------------------------------
-@jax.tree_util.register_pytree_node_class
+@struct.dataclass
 class ArcFace:
     """IR-SE ArcFace network: params pytree (leaves) + static ``num_layers``."""
-
-    def __init__(self, params: Params, num_layers: int = 50):
-        self.params = params
-        self.num_layers = int(num_layers)
-
-    def tree_flatten(self):
-        return (self.params,), (self.num_layers,)
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        return cls(children[0], *aux)
+    params: Params
+    num_layers: int = struct.field(pytree_node=False, default=50)
 
     @property
     def config(self) -> Dict[str, Any]:

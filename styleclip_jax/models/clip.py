@@ -77,23 +77,19 @@ PREPROCESS_MODES = ("official", "normalized", "resize")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
-from ..shipped import IMAGENET_TEMPLATES as _TEMPLATES_FILE, SHAPES_CLIP as SHAPES_CLIP_DIR  # noqa: E402
+from ..shipped import IMAGENET_TEMPLATES as _TEMPLATES_FILE, SHAPES_CLIP as SHAPES_CLIP_DIR, is_shapes  # noqa: E402
 
 BACKENDS = ("native", "transformers")
 
 from ..checkpoints import hf_clip  # noqa: E402
 from ..errors import CLIPLoadError, CLIPTokenError  # noqa: E402,F401
 from . import clip_net  # noqa: E402
+from .ops import l2_normalize  # noqa: E402
 from .clip_tokenizer import BPETokenizer  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------------
 # Small pure helpers
-
-
-def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
-    """``x / ||x||`` along ``axis`` (no epsilon, like the official code)."""
-    return x / jnp.linalg.norm(x, axis=axis, keepdims=True)
 
 
 @functools.lru_cache(maxsize=1)
@@ -119,8 +115,7 @@ def template_average(embeddings: jax.Array) -> jax.Array:
     embeddings = jnp.asarray(embeddings)
     if embeddings.ndim < 2:
         raise ValueError(f"template_average: expected (num_templates, D) embeddings, got shape {embeddings.shape}")
-    from ..editing.global_direction_math import template_average as _average  # the one implementation of the maths
-    return _average(embeddings)
+    return l2_normalize(jnp.mean(l2_normalize(embeddings), axis=-2))
 
 
 def text_direction_from_embeddings(target_emb: jax.Array, neutral_emb: jax.Array) -> jax.Array:
@@ -364,7 +359,7 @@ class CLIP:
     def fingerprint(self) -> str:
         """16 hex digits identifying the weights (sha256 over every parameter's path, dtype, shape and
         bytes): caches keyed by it (e.g. global-direction fs3) go stale when the weights change, not
-        only when the name does. Platform-independent; 2.0 s for ViT-B/32 on the 2-core CPU, so it is computed once per
+        only when the name does. Platform-independent; it hashes every weight byte (seconds for ViT-B/32 on a CPU), so it is computed once per
         object (params are treated as immutable, as everywhere in this package)."""
         cached = getattr(self, "_fingerprint", None)
         if cached is not None:
@@ -532,7 +527,7 @@ def load_clip(
         raise ValueError(f"load_clip: the native backend computes in float32 (got dtype={dtype}); "
                          "use backend='transformers' for another computation dtype")
     name = os.fspath(name_or_path)
-    if name == "shapes":
+    if is_shapes(name):
         folder = SHAPES_CLIP_DIR
         label = "'shapes'"
         if not folder.is_dir():

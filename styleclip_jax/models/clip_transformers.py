@@ -41,7 +41,8 @@ def _load_model(source: str, dtype, from_pt: bool | None, **kw):
             # the parameters are returned separately and the model object holds none.
             return FlaxCLIPModel.from_pretrained(source, dtype=dtype, _do_init=False, **kw)
         except Exception as e:  # noqa: BLE001
-            errors.append(f"from_pt={pt}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            from ..checkpoints import torch_pt  # torch's text would suggest weights_only=False: replaced
+            errors.append(f"from_pt={pt}: {torch_pt.describe_error(e)}")
     raise OSError("; ".join(errors))
 
 

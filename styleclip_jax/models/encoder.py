@@ -25,6 +25,7 @@ import math
 from typing import Any, Dict, Optional, Tuple
 
 import flax.linen as nn
+from flax import struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -220,7 +221,7 @@ _features_jit = jax.jit(features_fn, static_argnums=1)
 # --------------------------------------------------------------------------------------------
 # Encoder object (pytree)
 # --------------------------------------------------------------------------------------------
-@jax.tree_util.register_pytree_node_class
+@struct.dataclass
 class Encoder:
     """An e4e/pSp encoder: params pytree + ``latent_avg`` (leaves) and a static :class:`EncoderConfig`.
 
@@ -228,22 +229,9 @@ class Encoder:
     ``E.codes(images)`` the raw encoder output; ``E.features(images)`` -> (c1, c2, c3).
     """
 
-    def __init__(self, params: Params, config: EncoderConfig, latent_avg=None):
-        if config.start_from_latent_avg and latent_avg is None:
-            raise ValueError("start_from_latent_avg needs a latent_avg")
-        self.params = params
-        self.config = config
-        self.latent_avg = latent_avg
-
-    def tree_flatten(self):
-        return (self.params, self.latent_avg), (self.config,)
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        obj = object.__new__(cls)
-        obj.params, obj.latent_avg = children
-        obj.config = aux[0]
-        return obj
+    params: Params
+    config: EncoderConfig = struct.field(pytree_node=False)
+    latent_avg: Any = None  # (num_ws, w_dim) or (w_dim,); required when config.start_from_latent_avg
 
     @property
     def input_size(self) -> int:

@@ -26,6 +26,7 @@ import math
 from typing import Any, Dict, Mapping, Optional
 
 import flax.linen as nn
+from flax import struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -344,39 +345,28 @@ def _is_static_number(x):
     return isinstance(x, (int, float)) or (isinstance(x, np.ndarray) and x.ndim == 0)
 
 
-@jax.tree_util.register_pytree_node_class
+@struct.dataclass
 class Generator:
-    """A StyleGAN2 generator: `params` (pytree) + `config` (GeneratorConfig).
+    """A StyleGAN2 generator: `params` (pytree leaves) + `cfg` (the static GeneratorConfig).
 
     Methods take and return NHWC float32 arrays and work eagerly (jit-compiled per shape) and
     inside user `jax.jit` / `jax.vmap` / `jax.grad` (Generator is a pytree: pass it as an
-    argument to keep the weights out of the compiled constants).
+    argument to keep the weights out of the compiled constants). `G.config` is the config as a dict.
     """
+    params: Any
+    cfg: GeneratorConfig = struct.field(pytree_node=False)
 
-    def __init__(self, params, config: GeneratorConfig):
-        if isinstance(config, Mapping):
-            config = GeneratorConfig.from_dict(config)
-        self.params = params
-        self._config = config
-
-    # pytree protocol
-    def tree_flatten(self):
-        return (self.params,), self._config
-
-    @classmethod
-    def tree_unflatten(cls, config, children):
-        obj = cls.__new__(cls)
-        obj.params = children[0]
-        obj._config = config
-        return obj
+    def __post_init__(self):
+        if isinstance(self.cfg, Mapping):
+            object.__setattr__(self, "cfg", GeneratorConfig.from_dict(self.cfg))
 
     @property
-    def cfg(self) -> GeneratorConfig:
-        return self._config
+    def _config(self) -> GeneratorConfig:
+        return self.cfg
 
     @property
     def config(self) -> Dict[str, Any]:
-        return self._config.to_dict()
+        return self.cfg.to_dict()
 
     @property
     def module(self) -> "StyleGAN2":

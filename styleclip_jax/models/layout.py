@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Dict, List, Tuple
 
 
@@ -81,12 +82,72 @@ def stylespace_layout(img_resolution: int, channel_base: int, channel_max: int,
     return tuple(layers)
 
 
+_NAME = re.compile(r"^(conv0|conv1|toRGB)_resolution_(\d+)$")
+
+
+def _parse(name: str):
+    """(module, resolution) of an S name in the official naming, or None."""
+    m = _NAME.match(name)
+    if not m:
+        return None
+    return {"toRGB": "torgb"}.get(m.group(1), m.group(1)), int(m.group(2))
+
+
+def order_names(names) -> List[str]:
+    """S names (e.g. the keys of a statistics dict) sorted into official S order."""
+    def key(n):
+        parsed = _parse(n)
+        if parsed is None:
+            raise ValueError(f"not a StyleSpace layer name: {n!r} (expected e.g. 'conv0_resolution_8')")
+        module, res = parsed
+        return res, ("conv0", "conv1", "torgb").index(module)
+    return sorted(names, key=key)
+
+
+def from_names(names, channels) -> Tuple[SLayer, ...]:
+    """A layout from S names and widths given in S order (a published fs3's layers, a statistics file, the
+    official code's lists): toRGB iff 'RGB' is in the name (the official rule); module and resolution come
+    from the name when it follows the official naming (else '' and 0); W+ rows and output widths are not
+    known from names alone (-1)."""
+    names, channels = list(names), list(channels)
+    if len(names) != len(channels):
+        raise ValueError(f"{len(names)} names but {len(channels)} channel counts")
+    out = []
+    for i, (n, c) in enumerate(zip(names, channels)):
+        module, res = _parse(str(n)) or ("", 0)
+        out.append(SLayer(i, str(n), f"b{res}" if res else "", module, res, int(c), -1, -1, module == "conv0",
+                          "RGB" in str(n)))
+    return tuple(out)
+
+
+def from_styles(styles) -> Tuple[SLayer, ...]:
+    """The layout of an S dict or per-layer statistics dict ``name -> (..., C)`` (any key order)."""
+    names = order_names(styles)
+    return from_names(names, [int(styles[n].shape[-1]) for n in names])
+
+
+def channel_bounds(layout, max_resolution: int | None = None) -> List[int]:
+    """[0, end of the first non-toRGB layer, ...]: the layer boundaries in the flat official channel order."""
+    return [0] + [stop for _, stop in channel_offsets(layout, max_resolution).values()]
+
+
 def s_names(layout) -> List[str]:
     return [l.name for l in layout]
 
 
 def torgb_indices(layout) -> List[int]:
     return [l.index for l in layout if l.is_torgb]
+
+
+def torgb_indices_for(num_layers: int) -> List[int]:
+    """S indices of the toRGB layers of a skip generator with `num_layers` S layers (26 at 1024 px: 1, 4, ...,
+    25), from the layout table (channel counts do not matter)."""
+    res = 2 ** ((num_layers - 2) // 3 + 2)
+    lay = stylespace_layout(res, 512 * res, 512) if res >= 4 else ()
+    if len(lay) != num_layers:
+        raise ValueError(f"{num_layers} S layers is not the S layout of a skip StyleGAN2 generator "
+                         "(2 + 3k layers)")
+    return torgb_indices(lay)
 
 
 def non_torgb_layers(layout, max_resolution: int | None = None) -> List[SLayer]:

@@ -88,7 +88,7 @@ class MapperConfig:
       lr_mul: EqualLinear learning-rate multiplier (0.01).
       pixelnorm_axis: ``"rows"`` (official: torch dim 1) or ``"features"`` (last axis).
       stylespace_dims: channels of every S layer, toRGB included, in S order (StyleSpace mapper).
-      torgb_indices: S indices without a mapper; ``None`` = official ``range(1, n, 3)``.
+      torgb_indices: S indices without a mapper; ``None`` = the generator's toRGB layers (``layout.torgb_indices_for``).
     """
     mapper_type: str = "LevelsMapper"
     no_coarse_mapper: bool = False
@@ -114,7 +114,8 @@ class MapperConfig:
     def stylespace_mapped_indices(self) -> Tuple[int, ...]:
         """S indices that own a Mapper (all but the toRGB layers)."""
         n = len(self.stylespace_dims)
-        torgb = set(range(1, n, 3) if self.torgb_indices is None else self.torgb_indices)
+        from .layout import torgb_indices_for
+        torgb = set(torgb_indices_for(n) if self.torgb_indices is None else self.torgb_indices)
         return tuple(i for i in range(n) if i not in torgb)
 
     def to_dict(self) -> Dict[str, Any]:
@@ -264,28 +265,16 @@ def apply_mapper(params: Mapping[str, Any], w, config: Union[MapperConfig, Mappi
 # ---------------------------------------------------------------------------------------
 # Official checkpoints
 # ---------------------------------------------------------------------------------------
-def flatten_params(params: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
-    """Nested params -> ``{"course_mapping.mapping.1.weight": array, ...}`` (official names)."""
-    out = {}
-    for k, v in params.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flatten_params(v, name + "."))
-        else:
-            out[name] = v
-    return out
+def flatten_params(params: Mapping[str, Any]) -> Dict[str, Any]:
+    """Nested params -> ``{"course_mapping.mapping.1.weight": array, ...}`` (official dotted names)."""
+    from flax.traverse_util import flatten_dict
+    return flatten_dict(dict(params), sep=".")
 
 
 def unflatten_params(flat: Mapping[str, Any]) -> Dict[str, Any]:
     """Inverse of :func:`flatten_params`."""
-    out: Dict[str, Any] = {}
-    for name, v in flat.items():
-        node = out
-        parts = name.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = v
-    return out
+    from flax.traverse_util import unflatten_dict
+    return unflatten_dict(dict(flat), sep=".")
 
 
 def config_from_opts(opts: Mapping[str, Any], state_dict: Optional[Mapping[str, Any]] = None,

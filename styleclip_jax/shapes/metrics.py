@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..shipped import SHAPES_CLIP
+from ..shipped import SHAPES_CLIP, is_shapes
 from .render import BACKGROUNDS, COLOUR_RGB, COLOURS, SHAPES
 
 ASSET_DIR = str(SHAPES_CLIP)
@@ -154,7 +154,7 @@ def _encoders(clip):
         try:
             from styleclip_jax.models.clip import load_clip
         except ImportError:
-            clip = load_shapes_clip(None if os.fspath(clip) == "shapes" else os.fspath(clip))
+            clip = load_shapes_clip(None if is_shapes(os.fspath(clip)) else os.fspath(clip))
         else:
             clip = load_clip(os.fspath(clip))
     if hasattr(clip, "encode_images") and hasattr(clip, "encode_texts"):  # styleclip_jax.models.clip.CLIP
