@@ -234,6 +234,7 @@ def test_validate_host_and_port():
 
 def test_warm_up_sets_ready(ed):
     ed.ready.clear()
+    ed.refine_steps = 0  # the refinement compile (~10 s) is covered by the browser test's server
     secs = ed.warm_up("a shape", "a red shape", 1.0, 0.1)
     assert ed.ready.is_set() and ed.status.startswith("ready") and secs > 0
     d = E.to_display(np.zeros((32, 32, 3), np.float32))
