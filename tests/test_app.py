@@ -244,8 +244,11 @@ def test_warm_up_sets_ready(ed):
 def test_page_builds_and_errors_become_messages(ed, tmp_path):
     pytest.importorskip("gradio", reason="the [app] extra is not installed")
     from styleclip_jax.app import ui
-    demo = ui.build(ed, get_config(), tmp_path)
+    fresh = E.Editor(ed.G, ed.clip, ed.mean, ed.std, ed.fs3)  # not warmed up yet
+    demo = ui.build(fresh, get_config(), tmp_path)
     assert demo.title == ui.TITLE == "StyleCLIP-JAX interactive editor"
+    status = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "status"][0]
+    assert "warming up" in status.value  # the page opens in the warming-up state
 
     @ui._guarded(3, 1)
     def boom(x):
