@@ -157,6 +157,17 @@ def test_edit_upload_and_errors_in_the_browser(server, driver, tmp_path):
     if os.environ.get("STYLECLIP_APP_SCREENSHOT"):
         shutil.copy(tmp_path / "app.png", os.environ["STYLECLIP_APP_SCREENSHOT"])
 
+    # the current edit's PNG + latents, and the CLI's study files, written under the workdir
+    _q(d, "#download").click()
+    files_text = lambda: _q(d, "#files").text.replace("\n", "")  # noqa: E731
+    _wait(d, lambda: "edit.png" in files_text() and "edit.npy" in files_text(), "download links")
+    assert "saved" in _q(d, "#message").text
+    _q(d, "#study").click()
+    _wait(d, lambda: "study written to" in _q(d, "#study_out").text, "study export")
+    studies = list(work.glob("study_*"))
+    assert len(studies) == 1 and {"index.html", "metrics.json", "images.npz"} <= {p.name for p in studies[0].iterdir()}
+    assert "a blue shape" in (studies[0] / "metrics.json").read_text()
+
     # a non-image upload: a message in the page, the server keeps serving
     (tmp_path / "notes.png").write_text("not a picture\n")
     _upload(d, "photo", tmp_path / "notes.png")
