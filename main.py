@@ -18,6 +18,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from styleclip_jax import jobs  # noqa: E402
+from styleclip_jax.jobs import app as app_job  # noqa: E402  (`app` is absl's)
 from styleclip_jax.errors import StyleClipError  # noqa: E402
 
 # mode -> (job module, one line for --help); the config is configs/<mode>.py
@@ -30,6 +31,7 @@ MODES = {
     "global_direction_precompute": (jobs.global_direction_precompute,
                                     "only the StyleSpace statistics and the fs3 channel-relevance sweep"),
     "invert": (jobs.invert, "image files -> W+ (e4e/pSp encoder, optional refinement), with reconstructions"),
+    "app": (app_job, "interactive editor in the browser: live alpha/beta, mappers, uploads (extra [app])"),
 }
 
 flags.DEFINE_string("mode", None, "Job to run; `python main.py --help` lists the modes.")
