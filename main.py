@@ -24,7 +24,7 @@ from styleclip_jax.errors import StyleClipError  # noqa: E402
 # mode -> (job module, one line for --help); the config is configs/<mode>.py
 MODES = {
     "generate": (jobs.generate, "sample a grid of images from seeds"),
-    "latent_optimization": (jobs.latent_optimization, "CLIP-guided optimisation of W+ or S, all edits in one program"),
+    "latent_optimization": (jobs.latent_optimization, "CLIP-guided optimisation of W+ or S, all edits batched"),
     "mapper_train": (jobs.mapper_train, "train latent mappers, one per prompt (resumable)"),
     "mapper_infer": (jobs.mapper_infer, "apply trained latent mappers to seeds or a latents file"),
     "global_direction": (jobs.global_direction, "text -> StyleSpace direction -> alpha/beta edits and studies"),
