@@ -32,7 +32,7 @@ def _as_pil(image):
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise InputError(f"align_face: image must be a path or an RGB uint8 array (H, W, 3), got "
                          f"{arr.dtype} {arr.shape}")
-    return PIL.Image.fromarray(arr, "RGB")
+    return PIL.Image.fromarray(np.ascontiguousarray(arr))  # uint8 (H, W, 3) -> RGB
 
 
 def crop_quad(landmarks):
@@ -99,7 +99,7 @@ def align_face(image, landmarks, output_size: int = OUTPUT_SIZE) -> np.ndarray:
         blur = qsize * 0.02
         arr += (scipy.ndimage.gaussian_filter(arr, [blur, blur, 0]) - arr) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
         arr += (np.median(arr, axis=(0, 1)) - arr) * np.clip(mask, 0.0, 1.0)
-        img = PIL.Image.fromarray(np.uint8(np.clip(np.rint(arr), 0, 255)), "RGB")
+        img = PIL.Image.fromarray(np.uint8(np.clip(np.rint(arr), 0, 255)))
         quad += pad[:2]
 
     # Transform.
