@@ -19,10 +19,7 @@ def get_config(arg=None):
     c = config_dict.ConfigDict()
     common.models(c, preset, clip_preprocess="official" if preset == "shapes" else "normalized")
     # the page's starting values (everything is changed in the page)
-    c.neutral = "a shape" if preset == "shapes" else "a face"
-    c.target = "a red shape" if preset == "shapes" else "a face with blue eyes"
-    c.alpha = 1.0 if preset == "shapes" else 4.1
-    c.beta = 0.1 if preset == "shapes" else 0.15
+    common.global_edit(c, preset)
     c.seed = 0
     c.truncation_psi = 0.7
     c.latents = config_dict.placeholder(str)   # a W+ file whose latents the page offers as sources

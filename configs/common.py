@@ -29,6 +29,15 @@ def models(c, preset: str, clip: bool = True, clip_preprocess: str = "official")
     c.arcface = config_dict.placeholder(str)  # model_ir_se50.pth or a converted folder (identity loss/metric)
 
 
+def global_edit(c, preset: str) -> None:
+    """One global-direction edit: neutral -> target text at strength alpha, disentanglement threshold beta."""
+    shapes = preset == "shapes"
+    c.neutral = "a shape" if shapes else "a face"
+    c.target = "a red shape" if shapes else "a face with blue eyes"
+    c.alpha = 1.0 if shapes else 4.1           # FFHQ edits typically use 2-5
+    c.beta = 0.1 if shapes else 0.15
+
+
 def sources(c, preset: str = "shapes") -> None:
     """The images to edit: seeds of the generator, a W+ latents file, or image files (inverted first)."""
     c.seeds = "0-7"                            # '0-7', '1,5,9'

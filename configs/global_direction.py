@@ -27,12 +27,9 @@ def get_config(arg=None):
     c = config_dict.ConfigDict()
     common.models(c, preset, clip_preprocess="official" if preset == "shapes" else "normalized")
     # the edit: one (neutral, target) pair, or a study through the list fields (JSON strings)
-    c.neutral = "a shape" if preset == "shapes" else "a face"
-    c.target = "a red shape" if preset == "shapes" else "a face with blue eyes"
+    common.global_edit(c, preset)
     c.targets = config_dict.placeholder(str)   # e.g. '["a red shape", "a blue shape"]' (all share `neutral`)
-    c.alpha = 1.0 if preset == "shapes" else 4.1
     c.alphas = config_dict.placeholder(str)    # e.g. '[-4, 0, 4]'
-    c.beta = 0.1 if preset == "shapes" else 0.15
     c.betas = config_dict.placeholder(str)     # e.g. '[0.05, 0.1, 0.2]'
     common.sources(c, preset)
     common.precompute(c)
