@@ -52,6 +52,24 @@ def one_step(cfg):
     return step
 
 
+def library_loop(G, clip, w, t, cfg):
+    """run(n): n Adam steps through `lo._chunk_compiled`, driven exactly as `lo.optimize` drives it (chunks of
+    `lo.steps_per_call(cfg)` steps, unrolled on CPU, variables and optimiser state donated)."""
+    k = lo.steps_per_call(cfg)
+    unroll = True if jax.default_backend() == "cpu" and k <= lo.MAX_CPU_UNROLL else 1
+    tx = lo.build_optimizer(cfg)
+
+    def run(n):
+        v, s = jnp.copy(w), tx.init(w)
+        done = 0
+        while done < n:
+            m = min(k, n - done)
+            v, s, _ = lo._chunk_compiled(G, clip, None, v, s, w, {}, t, None, cfg, m, unroll)
+            done += m
+        return v
+    return run
+
+
 def time_steps(run, n):
     with device_lock():
         t0 = time.perf_counter()
@@ -80,7 +98,6 @@ def main():
         G = random_generator(name)
         cfg = lo.LatentOptConfig(steps=S, lr=0.1, precision=generator_precision(args.precision))
         k = lo.steps_per_call(cfg)
-        unroll = True if jax.default_backend() == "cpu" and k <= lo.MAX_CPU_UNROLL else 1
         for b in [int(x) for x in args.batches.split(",")]:
             w = G.mapping(jax.random.normal(jax.random.PRNGKey(1), (b, 512)), truncation_psi=0.7)
             t = jax.random.normal(jax.random.PRNGKey(2), (b, 512))
@@ -94,14 +111,7 @@ def main():
                     v, s = step(G, clip, v, s, w, t)
                 return v
 
-            def run_loop(n):  # as lo.optimize: chunks of k steps, donated buffers
-                v, s = jnp.copy(w), tx.init(w)
-                done = 0
-                while done < n:
-                    m = min(k, n - done)
-                    v, s, _ = lo._chunk_compiled(G, clip, None, v, s, w, {}, t, None, cfg, m, unroll)
-                    done += m
-                return v
+            run_loop = library_loop(G, clip, w, t, cfg)
 
             scan = jax.jit(lambda G, clip, w, t: lo.run_steps(G, clip, None, w, {}, t, None, cfg)[0])
             compile_s = []
