@@ -33,7 +33,11 @@ Rows (ours = jitted JAX, official = eager PyTorch, float32 on both):
 * mapper training step: the body of StyleCLIP's ``Coach.train`` (no-grad G(w), ``w + 0.1 * mapper(w)``,
   G(w_hat), ``Coach.calc_loss`` with CLIP + latent L2, Ranger) on ``StyleCLIPMapper`` vs our
   ``mapper.train_step`` at the same batch (LevelsMapper, Ranger).
-The global-direction manipulation path (``global_torch``) is not compared (not done: see README).
+* global direction per channel*image (``--rows=gd``): StyleCLIP's ``global_torch`` sweep body
+  (``Manipulator.EditOneC`` + ``SingleChannel.GetImgF``, as in ``SingleChannel.py``'s loop, on a generator
+  written as an NVlabs pickle and loaded by the official ``Manipulator.LoadModel``) vs our
+  ``gd._block_sum`` on the same channels and images; ``cv2``/``imageio`` stubbed when missing, the CLIP
+  ``preprocess`` a PIL bicubic resize to 224 + OpenAI's normalisation.
 
 Each round runs A then B (order alternates per round); the table gives the medians and the median of the
 per-round ratios ours/official. No asserts on time.
@@ -65,7 +69,7 @@ from _common import fmt, print_table  # noqa: E402
 from _models import vit_b32_clip  # noqa: E402
 from latent_optimization import library_loop, time_steps  # noqa: E402
 
-ROWS = ("nvlabs", "rosinality", "latent_opt", "mapper")
+ROWS = ("nvlabs", "rosinality", "latent_opt", "mapper", "gd")
 
 
 # ---------------------------------------------------------------------------------------------- shims
@@ -327,6 +331,88 @@ def mapper_rows(styleclip, ckpt, G, clip, size, batch, iters, rounds, results):
               lambda: med_time(lambda: jax.block_until_ready(step()), iters), rounds, results)
 
 
+def gd_rows(sg2ada, styleclip, size, clip, num_images, channels, rounds, results, tmp):
+    """Global-direction channel relevance per channel*image on one middle S layer: the official
+    ``global_torch`` path (``Manipulator.EditOneC`` renders every (image, +-alpha) in full, one image per
+    call, then ``SingleChannel.GetImgF`` embeds them with CLIP) vs ours (``gd._prefix`` once, then
+    ``gd._block_sum`` over a block of channels: suffix renders from the perturbed layer, CLIP, sums)."""
+    import copy
+    import torch
+    from styleclip_jax.editing import global_direction as gd
+    for m in [m for m in sys.modules if m.split(".")[0] in ("training", "torch_utils", "dnnlib", "legacy")]:
+        del sys.modules[m]  # global_torch ships its own copies of NVlabs' packages
+    for name in ("imageio", "cv2"):  # imported by global_torch's visualisation helpers, unused here
+        try:
+            __import__(name)
+        except ImportError:
+            stub = types.ModuleType(name)
+            stub.__getattr__ = lambda attr: 0  # module-level constants such as cv2.FONT_HERSHEY_TRIPLEX
+            sys.modules[name] = stub
+    sys.path.insert(0, os.path.join(styleclip, "global_torch"))
+    import manipulate  # official, from --styleclip/global_torch
+    import SingleChannel
+    torch.manual_seed(0)
+    from training import networks  # global_torch's copy: same layout, adds encoded_styles
+    Gt = networks.Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=size, img_channels=3,
+                            mapping_kwargs=dict(num_layers=8),
+                            synthesis_kwargs=dict(channel_base=16384 if size <= 256 else 32768, channel_max=512,
+                                                  num_fp16_res=0, conv_clamp=None)).eval().requires_grad_(False)
+    pkl = os.path.join(tmp, "gd.pkl")
+    with open(pkl, "wb") as f:  # the official loader asserts G and D modules too (unused; G_ema is read)
+        pickle.dump({"G": Gt, "D": Gt, "G_ema": Gt}, f)
+    M_ = manipulate.Manipulator()
+    M_.device = torch.device("cpu")
+    M_.G = M_.LoadModel(pkl, M_.device)
+    M_.SetGParameters()
+    M_.GenerateS(num_img=max(num_images, 8))
+    M_.GetCodeMS()
+    dl = [d[:num_images] for d in M_.dlatents]
+    M_.alpha, M_.step, M_.num_images = [-5, 5], 2, num_images
+    model, _ = sys.modules["clip"].load("ViT-B/32")
+    model.encode_image = lambda x: model.m.get_image_features(pixel_values=x)
+
+    def preprocess(img):  # OpenAI's: resize to 224 (bicubic), to [0, 1], normalise (center crop: square)
+        a = np.asarray(img.resize((224, 224), 3), np.float32) / 255.0
+        a = (a - [0.48145466, 0.4578275, 0.40821073]) / [0.26862954, 0.26130258, 0.27577711]
+        return torch.from_numpy(a.transpose(2, 0, 1).astype(np.float32))
+    SingleChannel.device = "cpu"
+    G = sc.load_generator(pkl)
+    edit = [l for l in G.layout if not l.is_torgb]
+    layer = edit[len(edit) // 2]
+    li = layer.index
+
+    def official():
+        t0 = time.perf_counter()
+        for c in range(channels):
+            M_.dlatents = copy.copy(dl)
+            M_.dlatents[li][:, c] = M_.code_mean[li][c]
+            M_.manipulate_layers = [li]
+            _, out = M_.EditOneC(c)
+            SingleChannel.GetImgF(out, model, preprocess)
+        return (time.perf_counter() - t0) / (channels * num_images)
+
+    ws = gd.sample_ws(G, num_images, seed=0)
+    s = {k: jnp.asarray(v) for k, v in G.w_to_s(ws).items()}
+    mean = {k: jnp.mean(v, 0) for k, v in s.items()}
+    std = {k: jnp.std(v, 0) for k, v in s.items()}
+    state = jax.jit(lambda G, s: gd._prefix(G, s, li, "const", "float32"))(G, s)
+    rest = {k: v for k, v in s.items() if k in [x.name for x in G.layout[li:]]}
+    idx = jnp.arange(channels, dtype=jnp.int32) % layer.channels
+    clip_n = vit_b32_clip("normalized")
+    fn = jax.jit(lambda G, c, st, r, i, mu, sd: gd._block_sum(G, c, st, r, i, mu, sd, layer_index=li, alpha=5.0,
+                                                              noise_mode="const", precision="float32"))
+    args = (G, clip_n, state, rest, idx, mean[layer.name], std[layer.name])
+    jax.block_until_ready(fn(*args))
+    official()  # warm-up
+
+    def ours():
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        return (time.perf_counter() - t0) / (channels * num_images)
+    ab_rounds(f"global direction per channel*image, S layer {li} ({layer.name}), {channels} ch x {num_images} img",
+              official, ours, rounds, results)
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 def main():
@@ -340,6 +426,8 @@ def main():
     ap.add_argument("--lo-steps", type=int, default=4, help="timed Adam steps per latent-optimisation round")
     ap.add_argument("--mapper-batch", type=int, default=2)
     ap.add_argument("--mapper-iters", type=int, default=1, help="mapper steps per round (median)")
+    ap.add_argument("--gd-images", type=int, default=2, help="images per global-direction round")
+    ap.add_argument("--gd-channels", type=int, default=4, help="channels per global-direction round")
     ap.add_argument("--iters", type=int, default=2, help="calls per round (median)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -376,6 +464,10 @@ def main():
                             args.rounds, results, tmp)
         if "mapper" in rows:
             mapper_rows(args.styleclip, ckpt, G, clip, args.size, args.mapper_batch, args.mapper_iters, args.rounds, results)
+        if "gd" in rows:
+            sys.path.remove(args.styleclip)
+            gd_rows(args.stylegan2_ada_pytorch, args.styleclip, args.size, clip, args.gd_images, args.gd_channels,
+                    args.rounds, results, tmp)
     print(f"\n{args.size}-px configs, float32; ms per call (latent opt: per step per edit); medians of "
           f"{args.rounds} alternating rounds; ratio = median over rounds of ours/official (< 1: ours faster); "
           f"load average at the end {os.getloadavg()}")
