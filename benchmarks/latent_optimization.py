@@ -82,7 +82,7 @@ def main():
     ap.add_argument("--configs", default="256")
     ap.add_argument("--batches", default="1", help="pairs per program")
     ap.add_argument("--steps", type=int, default=4, help="steps per timed run (edits/s assume 300)")
-    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds (medians are printed)")
+    ap.add_argument("--rounds", "--iters", type=int, default=2, help="alternating rounds (medians are printed)")
     ap.add_argument("--no-scan", action="store_true", help="skip the rolled-scan row (one more compile)")
     ap.add_argument("--precision", default="highest", choices=["highest", "default", "bfloat16"],
                     help="highest: float32; default: TF32 on GPUs; bfloat16: generator convs in bf16 (f32 "
