@@ -18,9 +18,60 @@ PEAKS = {
 }
 
 
+def _cpuinfo():
+    """(model name, cpu family, model, MHz, flags set, logical CPUs usable by this process) from /proc/cpuinfo."""
+    info, flags = {}, set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                k, v = k.strip(), v.strip()
+                if k == "flags":
+                    flags = set(v.split())
+                elif k and k not in info:
+                    info[k] = v
+    except OSError:
+        pass
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (info.get("model name", "?"), int(info.get("cpu family", 0) or 0), int(info.get("model", 0) or 0),
+            float(info.get("cpu MHz", 0) or 0), flags, ncpu)
+
+
+def cpu_fp32_peak():
+    """(FP32 peak FLOP/s of the CPUs this process may use, a line saying how it was derived).
+
+    peak = cores x FMA pipes x FP32 lanes per pipe x 2 (an FMA is 2 FLOP) x clock. Assumptions, stated in the
+    line: every logical CPU is a full core (a VM's vCPUs; with SMT two threads share one core's pipes);
+    2 FMA pipes per core (Zen 1-5, Skylake-SP and later Xeons with 2 AVX-512 FMA units); the pipe width
+    is 256 bit on AMD Zen 1-4 (AVX-512 is executed as two 256-bit halves on Zen 4) and whatever the widest
+    flag says elsewhere (avx512f: 512 bit, avx2/fma: 256, else 128); the clock is /proc/cpuinfo's
+    'cpu MHz' (under KVM the TSC rate: the nominal clock; boost, if any, is invisible and not counted)."""
+    name, family, model, mhz, flags, ncpu = _cpuinfo()
+    amd = "AMD" in name or "EPYC" in name or "Ryzen" in name
+    if "avx512f" in flags and not (amd and family in (23, 25)):  # Zen 1-4 = families 0x17, 0x19
+        width, why = 512, "avx512f"
+    elif "avx512f" in flags or "avx2" in flags or "fma" in flags:
+        width = 256
+        why = ("avx512f executed as 2x256-bit on AMD family 0x19 (Zen 4)" if "avx512f" in flags
+               else "avx2/fma")
+    else:
+        width, why = 128, "sse only"
+    lanes = width // 32
+    fma_pipes = 2 if ("fma" in flags) else 1
+    flop_per_cycle = fma_pipes * lanes * (2 if "fma" in flags else 1)
+    peak = ncpu * flop_per_cycle * mhz * 1e6
+    line = (f"CPU FP32 peak {peak / 1e9:.0f} GFLOP/s = {ncpu} cores x {fma_pipes} FMA pipes x {lanes} FP32 lanes "
+            f"({width}-bit: {why}) x 2 FLOP/FMA x {mhz / 1e3:.3f} GHz ('{name}', family {family} model {model}; "
+            "assumes vCPU = core, 2 FMA pipes, nominal clock from /proc/cpuinfo, no boost)")
+    return peak, line
+
+
 def device_peak(precision: str = "float32"):
     """Dense peak FLOP/s of device 0 for `precision`: 'float32' (jax 'highest'), 'tf32' (jax 'default' on
-    NVIDIA GPUs) or 'bf16'; None if the device kind is unknown."""
+    NVIDIA GPUs) or 'bf16'; None if the device kind is unknown. On CPU the FP32 peak of `cpu_fp32_peak`
+    for every precision (XLA:CPU runs float32 convolutions)."""
+    if jax.default_backend() == "cpu":
+        return cpu_fp32_peak()[0] or None
     kind = jax.devices()[0].device_kind
     col = {"float32": 0, "highest": 0, "tf32": 1, "default": 1, "bf16": 2, "bfloat16": 2}[precision]
     for k, peaks in PEAKS.items():
@@ -38,6 +89,8 @@ def set_precision(precision: str):
     peak = device_peak(precision)
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), precision={precision}, "
           f"peak={fmt(peak and peak / 1e12)} TFLOP/s", flush=True)
+    if jax.default_backend() == "cpu":
+        print(cpu_fp32_peak()[1], flush=True)
     return peak
 
 

@@ -38,22 +38,12 @@ def synthesis_gflop(G, start: int = 0) -> float:
 
 
 def vit_b32_clip(preprocess: str = "official", seed: int = 0) -> sc.CLIP:
-    """A ViT-B/32-shaped FlaxCLIPModel (transformers' CLIPConfig defaults) with random weights.
-
-    Weights are filled on the host (normal, std 0.02; LayerNorm scales 1) from the parameter shapes, so
-    building it costs ~1 s on any backend (the model's own jitted init took 105 s on an H100)."""
-    from transformers import CLIPConfig, FlaxCLIPModel
-    cfg = CLIPConfig()
-    model = FlaxCLIPModel(cfg, _do_init=False)
-    shapes = jax.eval_shape(lambda key: model.init_weights(key, ((1, 77), (1, 224, 224, 3))), jax.random.PRNGKey(0))
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = jax.tree_util.keystr(path)
-        if "layer_norm" in name and "scale" in name:
-            return jnp.ones(leaf.shape, leaf.dtype)
-        return jnp.asarray(rng.standard_normal(leaf.shape, np.float32) * 0.02, leaf.dtype)
-
-    params = jax.tree_util.tree_map_with_path(fill, shapes)
+    """A ViT-B/32-shaped native CLIP (``models/clip_net``, transformers' ``CLIPConfig()`` defaults) with random
+    weights (normal, std 0.02; LayerNorm scales 1; zero biases; logit scale 100), filled on the host by
+    ``clip_net.init_params`` (no compile, no transformers: the GPU image ships transformers 5, which has no
+    FlaxCLIPModel)."""
+    from styleclip_jax.models import clip_net
+    cfg = clip_net.Config()
+    params = jax.tree_util.tree_map(jnp.asarray, clip_net.init_params(seed, cfg))
     params = dict(params, logit_scale=jnp.asarray(np.log(100.0), jnp.float32))
-    return sc.CLIP(model, None, params, preprocess=preprocess, name="random ViT-B/32")
+    return sc.CLIP(clip_net.CLIPNet(cfg), None, params, preprocess=preprocess, name="random ViT-B/32")
