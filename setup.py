@@ -2,9 +2,6 @@
 from setuptools import find_packages, setup
 
 CONVERT = ["torch>=2.1"]  # CPU build is enough; only the converters and tests import it.
-# Optional FlaxCLIPModel backend (load_clip(..., backend="transformers")): transformers 5 removed the Flax
-# model classes. The default native CLIP needs neither transformers nor torch.
-TRANSFORMERS = ["transformers>=4.40,<5"]
 # The interactive editor (--mode=app). gradio 6 requires huggingface_hub>=1, which transformers 4.x (the test
 # extra) refuses; gradio 5 installs next to it (README "Interactive editor").
 APP = ["gradio>=5.0,<6"]
@@ -31,9 +28,11 @@ setup(
     ],
     extras_require={
         "convert": CONVERT,
-        "transformers": TRANSFORMERS,
+        # optional FlaxCLIPModel backend (load_clip(..., backend="transformers")): transformers 5 removed the
+        # Flax model classes; the default native CLIP needs neither transformers nor torch
+        "transformers": ["transformers>=4.40,<5"],
         "app": APP,
-        "test": CONVERT + TRANSFORMERS + ["pytest>=7"],  # the parity tests compare with FlaxCLIPModel
+        "test": CONVERT + ["transformers>=4.40,<5", "pytest>=7"],  # the parity tests compare with FlaxCLIPModel
         "browser-test": APP + ["selenium>=4.10"],  # tests/test_app_browser.py drives the system chromium
     },
 )
