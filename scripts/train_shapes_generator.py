@@ -2,9 +2,9 @@
 """Train the tiny shapes-world StyleGAN2 generator shipped as ``load_generator("shapes")``.
 
 Method: supervised regression, not a GAN. Every latent z has a deterministic target image,
-``render_attributes(z_to_attributes(z))`` (see ``styleclip_jax/shapes/generator_data.py``: colour =
-argmax z[0:6], shape = argmax z[6:9], background = argmax z[9:12], size/position/brightness from
-normal CDFs of z[12:17]). The unmodified StyleGAN2 (``generator.mapping`` + ``generator.synthesis``,
+``render_attributes(z_to_attributes(z))`` (see ``styleclip_jax/shapes/generator_data.py``: hue =
+the angle of (z0, z1) on the full circle, shape = argmax z[2:6], saturation, brightness, size, position,
+rotation and background level from normal CDFs of z[6:13]). The unmodified StyleGAN2 (``generator.mapping`` + ``generator.synthesis``,
 noise_mode "const", noise strengths held at 0) is fitted to these targets with
 
     loss = MSE + r(t) * (L1 + edge_weight * L1(finite-difference gradients of G(z) vs. of the target))
@@ -138,12 +138,19 @@ def parse_args(argv=None):
     p.add_argument("--mapping-lr-scale", type=float, default=100.0)
     p.add_argument("--edge-weight", type=float, default=1.0)
     p.add_argument("--shape-weight", type=float, default=4.0, help="extra MSE weight on shape pixels")
+    p.add_argument("--decisive-weight", type=float, default=0.0,
+                   help="extra MSE weight on the pixels where the shapes differ (shape_decisive_pixels)")
+    p.add_argument("--code-weight", type=float, default=0.0,
+                   help="weight of an MSE pulling w toward a fixed linear code of the attributes (one-hot shape, "
+                        "hue direction, continuous values), decayed linearly to 0 at --code-until of the budget: "
+                        "the mapping network learns the argmax and the synthesis gets the shape as a linear feature")
+    p.add_argument("--code-until", type=float, default=0.5)
     p.add_argument("--l1-weight", type=float, default=1.0)
     p.add_argument("--ramp-start", type=float, default=0.5, help="budget fraction where L1/edge terms start")
     p.add_argument("--ramp-end", type=float, default=0.75, help="budget fraction where they reach full weight")
     p.add_argument("--chunk", type=int, default=4096, help="latents rendered per data chunk")
     p.add_argument("--passes", type=int, default=2, help="minibatch passes over each chunk")
-    p.add_argument("--z-dim", type=int, default=64)
+    p.add_argument("--z-dim", type=int, default=16)
     p.add_argument("--w-dim", type=int, default=64)
     p.add_argument("--mapping-layers", type=int, default=4)
     p.add_argument("--channel-base", type=int, default=1024)
@@ -176,29 +183,44 @@ def image_grads(x):
     return x[:, 1:, :, :] - x[:, :-1, :, :], x[:, :, 1:, :] - x[:, :, :-1, :]
 
 
-def make_step(cfg, scales, modconv, shape_weight=4.0):
+def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0):
     tx = optax.scale_by_adam()
 
-    def loss_fn(params, z, target, l1_weight, edge_weight):
+    proj = jnp.asarray(np.linalg.qr(np.random.default_rng(0).standard_normal((cfg.w_dim, 13)))[0] * 2.0,
+                       jnp.float32)
+
+    def attribute_code(z):
+        """A fixed linear code of the rule's attributes (generator_data): hue direction (2), one-hot shape (4),
+        the 7 continuous attributes in [-1, 1]; projected to w_dim by a fixed random orthogonal map."""
+        x = z / jnp.sqrt(jnp.mean(jnp.square(z), axis=-1, keepdims=True) + 1e-8)
+        hue = x[:, 0:2] / jnp.linalg.norm(x[:, 0:2], axis=-1, keepdims=True).clip(1e-6)
+        shape = jax.nn.one_hot(jnp.argmax(x[:, D.SHAPE_DIMS], axis=1), D.N_SHAPES)
+        cont = jax.scipy.special.erf(x[:, D.CONTINUOUS_DIMS] / jnp.sqrt(2.0))  # 2 Phi(x) - 1
+        return jnp.concatenate([hue, shape, cont], axis=1) @ proj.T
+
+    def loss_fn(params, z, target, l1_weight, edge_weight, code_weight):
         ws = G.mapping(params, cfg, z)
         img = G.synthesis(params, cfg, ws, noise_mode="const", modconv=modconv)
-        diff = img - target
         # shape pixels are 6-25 % of an image: weight them up so colour and placement are learned
         # before the (easy) background dominates the loss; the corner pixel is always background
+        # channel 3 of the target: where the shapes differ (generator_data.shape_decisive_pixels)
+        target, decisive = target[..., :3], target[..., 3:]
+        diff = img - target
         fg = (jnp.sum(jnp.abs(target - target[:, :1, :1, :]), axis=-1, keepdims=True) > 0.15)
-        wmap = 1.0 + shape_weight * fg.astype(img.dtype)
+        wmap = 1.0 + shape_weight * fg.astype(img.dtype) + decisive_weight * decisive
         mse = jnp.mean(wmap * jnp.square(diff)) / jnp.mean(wmap)
         l1 = jnp.mean(jnp.abs(diff))
         gy, gx = image_grads(img)
         ty, tx_ = image_grads(target)
         edge = 0.5 * (jnp.mean(jnp.abs(gy - ty)) + jnp.mean(jnp.abs(gx - tx_)))
-        loss = mse + l1_weight * l1 + edge_weight * edge
+        code = jnp.mean(jnp.square(ws[:, 0] - attribute_code(z)))
+        loss = mse + l1_weight * l1 + edge_weight * edge + code_weight * code
         return loss, (mse, l1, edge, jnp.mean(ws[:, 0], axis=0))
 
     @jax.jit
-    def step(params, opt_state, z, target, lr, l1_weight, edge_weight):
+    def step(params, opt_state, z, target, lr, l1_weight, edge_weight, code_weight=0.0):
         (loss, (mse, l1, edge, w_mean)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, z, target, l1_weight, edge_weight)
+            params, z, target, l1_weight, edge_weight, code_weight)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = jax.tree_util.tree_map(lambda p, u, s: p - lr * s * u, params, updates, scales)
         m = params["mapping"]
@@ -240,7 +262,9 @@ class ChunkMaker:
         while not self.stop:
             rng = np.random.default_rng([self.seed, self.next])
             z = rng.standard_normal((self.chunk, self.z_dim)).astype(np.float32)
-            target = D.render_z(z).astype(np.float32)
+            attrs = D.z_to_attributes(z)
+            target = np.concatenate([R.render_attributes(attrs), D.shape_decisive_pixels(attrs)[..., None]],
+                                    axis=-1).astype(np.float32)
             self.q.put((self.next, z, target))
             self.next += 1
 
@@ -271,7 +295,7 @@ def main(argv=None):
     scales = update_scales(params, a.mapping_lr_scale)
     modconv = ops.modulated_conv2d if a.standard_conv else fast_modconv
     check_fast_conv(params, cfg)
-    tx, step = make_step(cfg, scales, modconv, a.shape_weight)
+    tx, step = make_step(cfg, scales, modconv, a.shape_weight, a.decisive_weight)
     opt_state = tx.init(params)
     it, elapsed, chunk_id, history = 0, 0.0, 0, []
     if os.path.exists(a.state) and not a.fresh and not a.bench:
@@ -318,7 +342,8 @@ def main(argv=None):
             elapsed = time.time() - t_start
             lr = lr_at(a, it, elapsed / budget)
             l1_w, edge_w = loss_weights_at(a, elapsed / budget)
-            params, opt_state, m = step(params, opt_state, z_chunk[idx], t_chunk[idx], lr, l1_w, edge_w)
+            code_w = a.code_weight * max(0.0, 1.0 - elapsed / budget / a.code_until) if a.code_until > 0 else 0.0
+            params, opt_state, m = step(params, opt_state, z_chunk[idx], t_chunk[idx], lr, l1_w, edge_w, code_w)
             it += 1
             run_metrics.append(m)
             if it % a.eval_every == 0:
@@ -332,7 +357,7 @@ def main(argv=None):
                 print(f"step {it:6d} | {elapsed / 60:5.1f} min, {elapsed / it:.3f} s/step, ETA {eta / 60:4.1f} min"
                       f" | lr {lr:.2e} l1/edge w {l1_w:.2f} | train loss {avg['loss']:.4f} mse {avg['mse']:.4f} edge {avg['edge']:.4f}"
                       f" | held-out mae {ev['mae']:.4f} mse {ev['mse']:.4f} colour {ev['colour_acc']:.3f}"
-                      f" iou {ev['iou']:.3f}", flush=True)
+                      f" shape {ev['shape_acc']:.3f} hue err {ev['hue_err']:.1f} iou {ev['iou']:.3f}", flush=True)
             if time.time() - last_ckpt > a.ckpt_every * 60 or time.time() - t_start > budget:
                 save_state(a.state, {"config": cfg.to_dict(), "params": params, "opt_state": opt_state, "step": it,
                                      "elapsed": time.time() - t_start, "chunk_id": chunk_id, "history": history})

@@ -5,6 +5,10 @@
   and value thresholds). The background is the dominant border colour (per-channel median of the
   1-pixel border); a pixel is "shape" when it differs from it by more than ``bg_tol``.
 * ``dominant_colour(images)``: the named colour with the largest share per image.
+* ``mean_hue(images)`` / ``mean_saturation(images)``: circular mean hue and mean saturation of the shape.
+* ``shape_of(images)``: the shape (index into SHAPES) whose equal-area render, placed at the mask's
+  centroid and best rotation, overlaps the shape mask most (template matching on the mask);
+  ``mask_iou(a, b)``: IoU of the shape masks of two image sets.
 * ``sample_colour_shares(G, n, colour, seed)``: colour share of ``n`` generator samples.
 * ``zero_shot_predict`` / ``zero_shot_accuracy``: CLIP zero-shot classification with the prompts
   "a {colour} shape", "a {shape}", "a shape on a {background} background".
@@ -17,7 +21,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..shipped import SHAPES_CLIP, is_shapes
-from .render import BACKGROUNDS, COLOUR_RGB, COLOURS, SHAPES
+from . import render as R
+from .render import BACKGROUNDS, COLOUR_HUES, COLOURS, SHAPES
 
 ASSET_DIR = str(SHAPES_CLIP)
 
@@ -41,9 +46,6 @@ def rgb_to_hsv(rgb: np.ndarray):
     h = np.where(d > 0, h * 60.0, 0.0) % 360.0
     s = np.where(mx > 0, d / np.where(mx > 0, mx, 1.0), 0.0)
     return h, s, mx
-
-
-COLOUR_HUES = np.array([rgb_to_hsv(np.array(COLOUR_RGB[c]))[0] for c in COLOURS])
 
 
 def _to01(images) -> np.ndarray:
@@ -78,10 +80,11 @@ def nearest_palette_hue(hue):
     return dist.argmin(-1), dist.min(-1)
 
 
-def colour_shares(images, *, sat_min: float = 0.35, val_min: float = 0.25, max_hue_dist: float = 30.0,
+def colour_shares(images, *, sat_min: float = 0.35, val_min: float = 0.25, max_hue_dist: float = 180.0,
                   bg_tol: float = 0.15) -> np.ndarray:
     """(N, len(COLOURS)): for each image, the fraction of its shape pixels assigned to each named colour
-    (nearest palette hue within ``max_hue_dist`` degrees, saturation >= ``sat_min``, value >= ``val_min``).
+    (nearest palette hue, within ``max_hue_dist`` degrees if given, saturation >= ``sat_min``, value >=
+    ``val_min``).
     Shape pixels that are not saturated/bright enough count for no colour. An image with no shape
     pixels gets all zeros."""
     x = _to01(images)
@@ -107,6 +110,89 @@ def dominant_colour(images, **kw) -> list:
     """Per image, the named colour with the largest share of shape pixels (None if no pixel has any)."""
     sh = colour_shares(images, **kw)
     return [COLOURS[int(k)] if row.max() > 0 else None for k, row in zip(sh.argmax(1), sh)]
+
+
+def dominant_colour_index(images, **kw) -> np.ndarray:
+    """``dominant_colour`` as indices into COLOURS (-1 where no pixel has a colour)."""
+    sh = colour_shares(images, **kw)
+    return np.where(sh.max(1) > 0, sh.argmax(1), -1)
+
+
+def _shape_hsv(images, bg_tol: float = 0.15):
+    x = _to01(images)
+    h, s, v = rgb_to_hsv(x)
+    return shape_mask(images, bg_tol), h, s, v
+
+
+def mean_hue(images, bg_tol: float = 0.15) -> np.ndarray:
+    """(N,) circular mean hue (degrees) of the shape pixels, weighted by saturation; NaN without shape pixels."""
+    mask, h, s, _ = _shape_hsv(images, bg_tol)
+    wgt = mask * s
+    t = np.deg2rad(h)
+    c, sn = (wgt * np.cos(t)).sum(axis=(1, 2)), (wgt * np.sin(t)).sum(axis=(1, 2))
+    out = np.rad2deg(np.arctan2(sn, c)) % 360.0
+    return np.where(wgt.sum(axis=(1, 2)) > 0, out, np.nan)
+
+
+def mean_saturation(images, bg_tol: float = 0.15) -> np.ndarray:
+    """(N,) mean HSV saturation of the shape pixels (0 without shape pixels)."""
+    mask, _, s, _ = _shape_hsv(images, bg_tol)
+    return (mask * s).sum(axis=(1, 2)) / np.maximum(mask.sum(axis=(1, 2)), 1)
+
+
+def mask_iou(a, b, bg_tol: float = 0.15) -> np.ndarray:
+    """(N,) IoU of the shape masks of image sets ``a`` and ``b`` (same shape), 1 when both are empty."""
+    ma, mb = shape_mask(a, bg_tol), shape_mask(b, bg_tol)
+    inter = (ma & mb).sum(axis=(1, 2))
+    union = (ma | mb).sum(axis=(1, 2))
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
+# rotations tried for each shape (degrees; circle and ring look the same at every rotation)
+_PERIOD = {"circle": None, "square": 90.0, "triangle": 120.0, "ring": None}
+_ROT_STEP = 7.5
+
+
+def _templates():
+    shapes, rots = [], []
+    for k, name in enumerate(SHAPES):
+        period = _PERIOD[name]
+        angles = [0.0] if period is None else list(np.arange(-period / 2, period / 2, _ROT_STEP))
+        shapes += [k] * len(angles)
+        rots += angles
+    return np.array(shapes, np.int64), np.array(rots, np.float64)
+
+
+def shape_of(images, bg_tol: float = 0.15, chunk: int = 64) -> np.ndarray:
+    """(N,) index into SHAPES of each image's shape, from its shape mask alone (no colour, no labels).
+
+    Template matching: the mask's pixel count gives the equal-area size and its centroid the centre;
+    every shape is rendered there (squares and triangles at rotations ``_ROT_STEP`` degrees apart over
+    their period) and the shape of the template with the highest IoU with the mask wins. -1 for an
+    image without shape pixels.
+    """
+    mask = shape_mask(images, bg_tol)
+    n, hgt, wid = mask.shape
+    area = mask.sum(axis=(1, 2)).astype(np.float64)
+    yy, xx = np.mgrid[0:hgt, 0:wid] + 0.5
+    safe = np.maximum(area, 1.0)
+    cy = (mask * yy).sum(axis=(1, 2)) / safe
+    cx = (mask * xx).sum(axis=(1, 2)) / safe
+    size = np.sqrt(safe / np.pi)
+    t_shape, t_rot = _templates()
+    k = len(t_shape)
+    out = np.full(n, -1, np.int64)
+    for i in range(0, n, chunk):
+        sl = slice(i, min(n, i + chunk))
+        m = sl.stop - sl.start
+        rep = lambda a: np.repeat(a[sl], k)  # noqa: E731
+        cov = R._coverage(np.tile(t_shape, m), rep(size), rep(cx), rep(cy), np.tile(t_rot, m), hgt, 2)
+        tmpl = cov.reshape(m, k, hgt, wid) >= 0.5
+        mk = mask[sl][:, None]
+        iou = (tmpl & mk).sum(axis=(2, 3)) / np.maximum((tmpl | mk).sum(axis=(2, 3)), 1)
+        out[sl] = t_shape[np.argmax(iou, axis=1)]
+    out[area == 0] = -1
+    return out
 
 
 def _z_dim(G) -> int:
@@ -212,3 +298,25 @@ def zero_shot_accuracy(clip: Any, images, labels: Sequence, attribute: str, batc
     label dicts, names, or indices."""
     pred = zero_shot_predict(clip, images, attribute, batch_size)
     return float(np.mean(pred == _label_indices(labels, attribute)))
+
+
+# ------------------------------------------------------------------------------------ edit outcomes
+def edit_report(source, edited) -> dict:
+    """Per-image outcome of an edit, from pixels and masks only: source images (N, H, W, 3) -> edited ones.
+
+    Returns arrays (N,): ``colour_before``/``colour_after`` (dominant colour index, -1 none),
+    ``shape_before``/``shape_after`` (mask metric, index into SHAPES), ``iou`` (shape masks of source and
+    edit), ``saturation_ratio`` (mean shape saturation after / before), ``hue_shift`` (degrees, circular).
+    """
+    source, edited = np.asarray(source), np.asarray(edited)
+    if source.shape != edited.shape:
+        raise ValueError(f"edit_report: source {source.shape} and edited {edited.shape} differ in shape")
+    hb, ha = mean_hue(source), mean_hue(edited)
+    d = np.abs(ha - hb)
+    return {
+        "colour_before": dominant_colour_index(source), "colour_after": dominant_colour_index(edited),
+        "shape_before": shape_of(source), "shape_after": shape_of(edited),
+        "iou": mask_iou(source, edited),
+        "saturation_ratio": mean_saturation(edited) / np.maximum(mean_saturation(source), 1e-6),
+        "hue_shift": np.minimum(d, 360.0 - d),
+    }

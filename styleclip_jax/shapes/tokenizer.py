@@ -35,7 +35,7 @@ TEMPLATE_WORDS = (
     "white", "-", ".",
 )
 DOMAIN_WORDS = tuple(COLOURS) + tuple(SHAPES) + tuple(BACKGROUNDS) + (
-    "shape", "shapes", "background", "on", "an", "with", "circles", "squares", "triangles",
+    "shape", "shapes", "background", "on", "an", "with", "circles", "squares", "triangles", "rings",
     "grey", "colour", "color", "coloured", "colored", "object", "image", "picture", "this", "is",
     "big", "tiny", "pink", "brown", "cyan", "star", "round",
 )
