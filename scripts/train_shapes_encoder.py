@@ -130,7 +130,8 @@ def generator_fingerprint(G) -> str:
 def init_params(seed, ecfg):
     """Random encoder params, the distributions of ``enc.init_encoder_params`` (He-normal conv/SE kernels, BN
     scale 1 / bias 0 / mean 0 / var 1, PReLU 0.25, biases 0, N(0, 1) EqualLinear kernels) drawn with numpy:
-    eager ``jax.random`` compiles one program per leaf shape (~20 s for this small encoder on 2 cores)."""
+    eager ``jax.random`` compiles one program per leaf shape (measured 18 s for the tiny test config on
+    the shared 2-core machine; this takes ~1 s)."""
     rng = np.random.default_rng(seed)
     shapes = jax.eval_shape(lambda: enc.init_encoder_params(jax.random.PRNGKey(0), ecfg))
 
@@ -393,6 +394,10 @@ def main(argv=None):
     n_params = sum(int(np.size(x)) for x in jax.tree_util.tree_leaves(params))
     print(f"generator: {G!r} (fingerprint {fingerprint})\nencoder: {ecfg}\nparameters: {n_params:,} "
           f"({n_params * 4 / 2 ** 20:.2f} MiB float32)", flush=True)
+    if n_params * 4 > 0.95 * MAX_BYTES:  # the style blocks dominate: (1-3 convs of 9 w_dim^2) per W+ row
+        print(f"warning: {n_params * 4 / 2 ** 20:.1f} MiB of weights exceeds the 5 MB asset budget; narrow "
+              "--stage-depths, or raise --coarse-ind/--middle-ind (rows reading the 2-px map have 1 conv, "
+              "those reading 8 px have 3)", flush=True)
     var_w = w_variance(G)
     mask = trainable_mask(params)
     tx, step = make_step(G, ecfg, var_w, mask, a.batch, a.psi_min, a.mix_prob)
