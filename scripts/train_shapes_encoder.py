@@ -76,7 +76,9 @@ def parse_args(argv=None):
     p.add_argument("--minutes", type=float, default=30.0, help="training wall-clock budget (across resumes)")
     p.add_argument("--max-steps", type=int, default=0, help="also stop after this many steps (0: no limit)")
     p.add_argument("--ckpt-every", type=float, default=3.0, help="minutes between state checkpoints")
-    p.add_argument("--eval-every", type=int, default=200, help="steps between progress lines with evaluation")
+    p.add_argument("--eval-every", type=int, default=200, help="steps between progress lines")
+    p.add_argument("--progress-eval", action=argparse.BooleanOptionalAction, default=True,
+                   help="progress lines also measure held-out generator samples and the renders' colour recovery")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-final", type=float, default=0.05, help="final lr as a fraction of --lr (cosine)")
@@ -108,7 +110,7 @@ def _ints(text, flag):
 
 
 def encoder_config(G, a) -> enc.EncoderConfig:
-    """The encoder for generator G: its num_ws rows of its w_dim, reading images at its resolution."""
+    """The encoder for generator G: its num_ws rows of its w_dim, reading images at its resolution (>= 32 px)."""
     try:
         return enc.EncoderConfig(encoder_type=a.encoder_type, stage_units=_ints(a.stage_units, "--stage-units"),
                                  stage_depths=_ints(a.stage_depths, "--stage-depths"), num_ws=G.num_ws,
@@ -428,7 +430,7 @@ def main(argv=None):
         print(f"{(time.time() - t0) / a.bench:.3f} s/step (batch {a.batch})", flush=True)
         return None
 
-    eval_fn = make_eval(G, ecfg, var_w)
+    eval_fn = make_eval(G, ecfg, var_w) if a.progress_eval else None
     renders = palette_renders()
     budget = a.minutes * 60.0
     t_start = time.time() - elapsed
@@ -444,16 +446,21 @@ def main(argv=None):
             ms = jax.device_get(run_metrics)
             run_metrics = []
             avg = {k: float(np.mean([x[k] for x in ms])) for k in ms[0]}
-            ev = {k: float(v) for k, v in eval_fn(params).items()}
-            colour = colour_recovery(G, encode(make_encoder(params, ecfg, G), renders[0]), renders[0], renders[2])[0]
             el = time.time() - t_start
             step_s = (time.time() - t_seg) / max(1, it - it0)
-            history.append({"step": it, "minutes": el / 60, "lr": lr, **avg, "eval_latent": ev["latent"],
-                            "eval_image_mse": ev["image_mse"], "render_colour_recovery": colour})
-            print(f"step {it:6d} | {el / 60:5.1f} min, {step_s:.3f} s/step, ETA {max(0.0, budget - el) / 60:4.1f} min"
-                  f" | lr {lr:.2e} | train loss {avg['loss']:.4f} latent {avg['latent']:.4f} image mse "
-                  f"{avg['image_mse']:.4f} | held-out samples: latent {ev['latent']:.4f} image mse "
-                  f"{ev['image_mse']:.4f} | renders: colour {colour:.3f}", flush=True)
+            rec = {"step": it, "minutes": el / 60, "lr": lr, **avg}
+            line = (f"step {it:6d} | {el / 60:5.1f} min, {step_s:.3f} s/step, ETA {max(0.0, budget - el) / 60:4.1f} "
+                    f"min | lr {lr:.2e} | train loss {avg['loss']:.4f} latent {avg['latent']:.4f} image mse "
+                    f"{avg['image_mse']:.4f}")
+            if a.progress_eval:
+                ev = {k: float(v) for k, v in eval_fn(params).items()}
+                E = make_encoder(params, ecfg, G)
+                colour = colour_recovery(G, encode(E, renders[0]), renders[0], renders[2])[0]
+                rec.update(eval_latent=ev["latent"], eval_image_mse=ev["image_mse"], render_colour_recovery=colour)
+                line += (f" | held-out samples: latent {ev['latent']:.4f} image mse {ev['image_mse']:.4f}"
+                         f" | renders: colour {colour:.3f}")
+            history.append(rec)
+            print(line, flush=True)
         if time.time() - last_ckpt > a.ckpt_every * 60 or done():
             save_state(a.state, {"run": run_cfg, "params": params, "opt_state": opt_state, "step": it,
                                  "elapsed": time.time() - t_start, "history": history})

@@ -14,7 +14,8 @@ from tiny_models import tiny_generator
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--stage-units", "1,1,1,1", "--stage-depths", "4,8,12,16", "--batch", "8", "--refine-steps", "0",
-        "--warmup", "1", "--lr", "3e-3", "--eval-every", "1000"]
+        "--warmup", "1", "--lr", "3e-3", "--eval-every", "1000",
+        "--no-progress-eval"]
 
 
 @pytest.fixture(scope="module")
