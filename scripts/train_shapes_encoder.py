@@ -382,6 +382,8 @@ progress evaluations); the last invocation took {total:.1f} min in all (start-up
 | metric | value |
 |---|---|
 {table}
+
+Targets (issue 16): {"; ".join(f"{k.replace('_', ' ')}: {'met' if v else 'NOT MET'}" for k, v in ev.get("targets", {}).items())}.
 """
 
 
@@ -476,6 +478,10 @@ def main(argv=None):
                  f"{ev['mse_refined']:.4f} (colour {100 * ev['colour_recovery_refined']:.1f} %); from the mean W "
                  f"{ev['mse_mean_w']:.4f} -> {ev['mse_mean_w_refined']:.4f}")
     print(line, flush=True)
+    ev["targets"] = {"colour_recovery_at_least_80_percent": ev["colour_recovery"] >= 0.8}
+    if "mse_refined" in ev:
+        ev["targets"]["refinement_lowers_the_error"] = ev["mse_refined"] < ev["mse_encoder"]
+    print("targets: " + ", ".join(f"{k} {'met' if v else 'NOT MET'}" for k, v in ev["targets"].items()), flush=True)
     extra = {"method": "e4e-style training on generator samples: latent regression + image reconstruction",
              "generator": str(a.generator), "generator_fingerprint": fingerprint, "command": command,
              "args": {k: v for k, v in vars(a).items() if k not in ("out", "state")},
