@@ -260,7 +260,8 @@ def encode(E, images):
 
 
 def colour_recovery(G, w, images, want):
-    """Fraction of images whose reconstruction G(w) has the wanted dominant colour, and the per-image hits."""
+    """(fraction of images whose reconstruction G(w) has the wanted dominant colour, the reconstructions'
+    dominant colours)."""
     from styleclip_jax.shapes import metrics as M
 
     recon = np.asarray(G.synthesis(jnp.asarray(w)))
