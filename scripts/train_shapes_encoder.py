@@ -97,6 +97,9 @@ def parse_args(argv=None):
     p.add_argument("--coarse-ind", type=int, default=3, help="rows < this read c3 (e4e: 3)")
     p.add_argument("--middle-ind", type=int, default=7, help="rows < this read p2 (e4e: 7)")
     p.add_argument("--refine-steps", type=int, default=200, help="invert.refine steps of the final measurement")
+    p.add_argument("--save-dtype", default="float32", choices=("float32", "float16"),
+                   help="dtype of the saved weights (float16 halves the folder; load_encoder computes in float32, "
+                        "and the final measurement uses the rounded weights)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bench", type=int, default=0, help="only time this many train steps and exit")
     return p.parse_args(argv)
@@ -325,9 +328,18 @@ def folder_bytes(path) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
-def make_encoder(params, ecfg, G) -> enc.Encoder:
-    params = jax.tree_util.tree_map(lambda x: jnp.asarray(np.asarray(x, np.float32)), jax.device_get(params))
+def make_encoder(params, ecfg, G, dtype="float32") -> enc.Encoder:
+    """Encoder over ``params`` rounded to ``dtype`` (float32 arrays: what load_encoder gives for such a folder)."""
+    params = jax.tree_util.tree_map(lambda x: jnp.asarray(np.asarray(x).astype(dtype), jnp.float32),
+                                    jax.device_get(params))
     return enc.Encoder(params, ecfg, jnp.asarray(G.params["mapping"]["w_avg"], jnp.float32))
+
+
+def save(out, E, dtype, extra) -> str:
+    """``checkpoints.e4e.save_encoder`` with the params stored as ``dtype`` (latent_avg float32)."""
+    stored = enc.Encoder(jax.tree_util.tree_map(lambda x: np.asarray(x).astype(dtype), E.params), E.config,
+                         E.latent_avg)
+    return e4e.save_encoder(out, stored, extra=extra, overwrite=True)
 
 
 def training_md(a, ecfg, G, fingerprint, n_params, size, it, minutes, step_s, total, ev, command) -> str:
@@ -354,7 +366,7 @@ The official e4e code path (`styleclip_jax/models/encoder.py`, `{ecfg.encoder_ty
 IR-SE stages of {list(ecfg.stage_units)} units with {list(ecfg.stage_depths)} channels (SE on), FPN, one
 GradualStyleBlock per W+ row ({ecfg.num_ws} rows x {ecfg.w_dim}, coarse/middle split at rows {ecfg.coarse_ind}/{ecfg.middle_ind}),
 input {ecfg.input_size} px, `start_from_latent_avg` with the generator's `w_avg`.
-{n_params:,} parameters; folder {size / 2 ** 20:.2f} MiB.
+{n_params:,} parameters stored as {a.save_dtype}; folder {size / 2 ** 20:.2f} MiB.
 
 Generator: `{a.generator}` ({G!r}), fingerprint `{fingerprint}` (sha256 of its config and params; a different
 generator needs a retrained encoder).
@@ -470,7 +482,7 @@ def main(argv=None):
             last_ckpt = time.time()
     elapsed = time.time() - t_start
     step_s = elapsed / max(1, it)  # training wall time per step, across resumes (incl. compile, progress evals)
-    E = make_encoder(params, ecfg, G)
+    E = make_encoder(params, ecfg, G, a.save_dtype)
     print(f"done: {it} steps in {elapsed / 60:.1f} min; measuring on {N_RENDERS} fresh renders ...", flush=True)
     ev = evaluate_renders(G, E, a.refine_steps, renders)
     line = f"renders: colour recovery {100 * ev['colour_recovery']:.1f} % (target >= 80 %)"
@@ -489,7 +501,7 @@ def main(argv=None):
              "steps": it, "train_minutes": elapsed / 60, "seconds_per_step": step_s, "cpu_count": os.cpu_count(),
              "run_minutes_this_invocation": (time.time() - t_run) / 60,
              "render_eval": ev, "history": history}
-    out = e4e.save_encoder(a.out, E, extra=extra, overwrite=True)
+    out = save(a.out, E, a.save_dtype, extra)
     size = folder_bytes(out)
     total = (time.time() - t_run) / 60
     with open(os.path.join(out, "TRAINING.md"), "w", encoding="utf-8") as f:

@@ -76,6 +76,11 @@ def test_bounded_run_saves_a_loadable_encoder_and_resumes(script, gen_dir, tmp_p
     assert ev["mse_encoder"] > 0  # (refinement is measured by the real run; tests/test_invert.py tests it)
     md = (out / "TRAINING.md").read_text()
     assert "--max-steps 4" in md and f"{100 * ev['colour_recovery']:.1f} %" in md
-    # rerunning the same command resumes from the state instead of starting over
-    res2 = script.main(argv[:-1] + ["6"])
+    # rerunning the same command resumes from the state instead of starting over; float16 storage loads
+    res2 = script.main(argv[:-1] + ["6", "--save-dtype", "float16"])
     assert res2["steps"] == 6 and res2["history"][0]["step"] == 4
+    manifest = json.loads((out / "manifest.json").read_text())
+    stored = {(leaf["path"][0], leaf["dtype"]) for leaf in manifest["leaves"]}
+    assert stored == {("params", "float16"), ("latent_avg", "float32")}
+    E16 = sc.load_encoder(out)
+    assert np.asarray(E16.encode(x)).shape == (3, G.num_ws, G.w_dim)
