@@ -411,10 +411,11 @@ def main(argv=None):
     n_params = sum(int(np.size(x)) for x in jax.tree_util.tree_leaves(params))
     print(f"generator: {G!r} (fingerprint {fingerprint})\nencoder: {ecfg}\nparameters: {n_params:,} "
           f"({n_params * 4 / 2 ** 20:.2f} MiB float32)", flush=True)
-    if n_params * 4 > 0.95 * MAX_BYTES:  # the style blocks dominate: (1-3 convs of 9 w_dim^2) per W+ row
-        print(f"warning: {n_params * 4 / 2 ** 20:.1f} MiB of weights exceeds the 5 MB asset budget; narrow "
-              "--stage-depths, or raise --coarse-ind/--middle-ind (rows reading the 2-px map have 1 conv, "
-              "those reading 8 px have 3)", flush=True)
+    n_bytes = n_params * np.dtype(a.save_dtype).itemsize
+    if n_bytes > 0.95 * MAX_BYTES:  # the style blocks dominate: (1-3 convs of 9 w_dim^2) per W+ row
+        print(f"warning: {n_bytes / 2 ** 20:.1f} MiB of {a.save_dtype} weights exceeds the 5 MB asset budget; "
+              "pass --save-dtype float16, narrow --stage-depths, or raise --coarse-ind/--middle-ind (rows reading "
+              "the 2-px map have 1 conv, those reading 8 px have 3)", flush=True)
     var_w = w_variance(G)
     mask = trainable_mask(params)
     tx, step = make_step(G, ecfg, var_w, mask, a.batch, a.psi_min, a.mix_prob)
