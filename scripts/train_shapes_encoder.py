@@ -342,7 +342,7 @@ def save(out, E, dtype, extra) -> str:
     return e4e.save_encoder(out, stored, extra=extra, overwrite=True)
 
 
-def training_md(a, ecfg, G, fingerprint, n_params, size, it, minutes, step_s, total, ev, command) -> str:
+def training_md(a, ecfg, G, fingerprint, n_params, size, it, minutes, step_s, total, ev, runs) -> str:
     pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
     rows = [("colour recovery, G(E(render)) (target >= 80 %)", pct(ev["colour_recovery"]))]
     if "mse_refined" in ev:
@@ -355,6 +355,7 @@ def training_md(a, ecfg, G, fingerprint, n_params, size, it, minutes, step_s, to
     else:
         rows += [("mean pixel MSE of G(E(render))", f"{ev['mse_encoder']:.4f}")]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    commands = "\n".join(f"    {r['command']}    # steps {r['from_step']} -> {r['to_step']}" for r in runs)
     return f"""# Shapes-world encoder: how this checkpoint was trained
 
 Written by `scripts/train_shapes_encoder.py` at the end of its run ({datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC);
@@ -381,9 +382,9 @@ at 0 / 1.
 
 ## Reproduce ({os.cpu_count()} CPU cores)
 
-    {command}
+{commands}
 
-(rerunning it without `--fresh` resumes from `--state`.)
+(rerunning a command without `--fresh` resumes from `--state`.)
 {it:,} steps in {minutes:.1f} min of training wall time ({step_s:.3f} s/step including compilation and the
 progress evaluations); the last invocation took {total:.1f} min in all (start-up, training, final measurement).
 
@@ -422,7 +423,7 @@ def main(argv=None):
     weights = loss_weights(a)
     opt_state = tx.init(params)
     run_cfg = {"encoder": ecfg.to_dict(), "generator": fingerprint, "batch": a.batch, "seed": a.seed}
-    it, elapsed, history = 0, 0.0, []
+    it, elapsed, history, runs = 0, 0.0, [], []
     if os.path.exists(a.state) and not a.fresh and not a.bench:
         with open(a.state, "rb") as f:
             st = pickle.load(f)
@@ -430,7 +431,7 @@ def main(argv=None):
             raise SystemExit(f"{a.state} was written for another encoder/generator ({st['run']}); use --fresh")
         params = jax.tree_util.tree_map(jnp.asarray, st["params"])
         opt_state = jax.tree_util.tree_map(jnp.asarray, st["opt_state"])
-        it, elapsed, history = st["step"], st["elapsed"], st["history"]
+        it, elapsed, history, runs = st["step"], st["elapsed"], st["history"], st.get("runs", [])
         print(f"resumed from {a.state}: step {it}, {elapsed / 60:.1f} min done", flush=True)
 
     key0 = jax.random.PRNGKey(a.seed + 1)
@@ -479,7 +480,8 @@ def main(argv=None):
             print(line, flush=True)
         if time.time() - last_ckpt > a.ckpt_every * 60 or done():
             save_state(a.state, {"run": run_cfg, "params": params, "opt_state": opt_state, "step": it,
-                                 "elapsed": time.time() - t_start, "history": history})
+                                 "elapsed": time.time() - t_start, "history": history,
+                                 "runs": runs + [{"command": command, "from_step": it0, "to_step": it}]})
             last_ckpt = time.time()
     elapsed = time.time() - t_start
     step_s = elapsed / max(1, it)  # training wall time per step, across resumes (incl. compile, progress evals)
@@ -501,12 +503,14 @@ def main(argv=None):
              "args": {k: v for k, v in vars(a).items() if k not in ("out", "state")},
              "steps": it, "train_minutes": elapsed / 60, "seconds_per_step": step_s, "cpu_count": os.cpu_count(),
              "run_minutes_this_invocation": (time.time() - t_run) / 60,
-             "render_eval": ev, "history": history}
+             "render_eval": ev, "history": history, "invocations": runs + [{"command": command, "from_step": it0,
+                                                                           "to_step": it}]}
     out = save(a.out, E, a.save_dtype, extra)
     size = folder_bytes(out)
     total = (time.time() - t_run) / 60
     with open(os.path.join(out, "TRAINING.md"), "w", encoding="utf-8") as f:
-        f.write(training_md(a, ecfg, G, fingerprint, n_params, size, it, elapsed / 60, step_s, total, ev, command))
+        f.write(training_md(a, ecfg, G, fingerprint, n_params, size, it, elapsed / 60, step_s, total, ev,
+                            extra["invocations"]))
     size = folder_bytes(out)
     print(f"saved encoder to {out} ({size / 2 ** 20:.2f} MiB{'' if size <= MAX_BYTES else ', OVER the 5 MB limit'})",
           flush=True)

@@ -82,5 +82,7 @@ def test_bounded_run_saves_a_loadable_encoder_and_resumes(script, gen_dir, tmp_p
     manifest = json.loads((out / "manifest.json").read_text())
     stored = {(leaf["path"][0], leaf["dtype"]) for leaf in manifest["leaves"]}
     assert stored == {("params", "float16"), ("latent_avg", "float32")}
+    md = (out / "TRAINING.md").read_text()  # both invocations are listed
+    assert "--max-steps 4 " in md and "--max-steps 6 --save-dtype float16" in md and "steps 4 -> 6" in md
     E16 = sc.load_encoder(out)
     assert np.asarray(E16.encode(x)).shape == (3, G.num_ws, G.w_dim)
