@@ -17,11 +17,13 @@ channel to its mean does not persist into later channels (the official shallow-c
 through the CLIP bundle's own differentiable preprocessing, not uint8 + PIL bicubic.
 
 The sweep is vectorised (vmap over a block of channels, all images of a chunk at once), reuses
-the activations before the perturbed layer for all channels of that layer, is sharded over every
-device with a `jax.sharding.Mesh` (channel axis), and resumes from atomically written blocks.
+the activations before the perturbed layer for all channels of that layer, is sharded over the
+process's devices with a `jax.sharding.Mesh` (channel axis), deals its blocks out to the processes of a
+multi-process run, and resumes from atomically written blocks (with any process or device count).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -187,6 +189,23 @@ def _block_sum(G, clip, state, s, idx, mean_l, std_l, *, layer_index: int, alpha
     return jax.vmap(one)(idx)
 
 
+_SWEEP_PROGRAMS: Dict[tuple, tuple] = {}
+
+
+def _sweep_programs(li: int, alpha: float, noise_mode: str, precision: str, mesh):
+    """(block_sum, prefix) jitted for layer li on `mesh`, kept for the process's lifetime so that every sweep
+    (a resumed one, another output folder) reuses the compiled programs."""
+    key = (li, alpha, noise_mode, precision, mesh)
+    if key not in _SWEEP_PROGRAMS:
+        from .. import parallel
+        f = jax.jit(functools.partial(_block_sum, layer_index=li, alpha=alpha, noise_mode=noise_mode,
+                                      precision=precision), out_shardings=parallel.batch_sharded(mesh))
+        pre = jax.jit(functools.partial(_prefix, layer_index=li, noise_mode=noise_mode, precision=precision),
+                      out_shardings=parallel.replicated(mesh))
+        _SWEEP_PROGRAMS[key] = (f, pre)
+    return _SWEEP_PROGRAMS[key]
+
+
 def relevance_from_features(all_f):
     """Official GetFs normalisation of (channels, images, 2, D) features -> (channels, D)."""
     return gd_math.relevance_from_features(all_f)
@@ -230,14 +249,17 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
                       truncation_psi: float = 0.7, truncation_cutoff: Optional[int] = 8, alpha: float = 5.0,
                       max_resolution: Optional[int] = None, block_size: int = 16, image_batch: Optional[int] = None,
                       out_dir=None, precision: str = "float32", devices=None, noise_mode: str = "const",
-                      progress: bool = True, stop_after_blocks: Optional[int] = None) -> Optional[np.ndarray]:
+                      progress: bool = True, stop_after_blocks: Optional[int] = None,
+                      computed_blocks: Optional[list] = None) -> Optional[np.ndarray]:
     """The channel-relevance array fs3 (num_channels, D) in official order (see module docstring).
 
     Args:
       mean, std: style_stats dicts. num_images: M (official 100), images = the first M samples of
         the seed stream (or `ws` (M, num_ws, w_dim) if given).
       max_resolution: only layers up to this resolution (official torch script: 128).
-      block_size: channels per compiled call (padded to a multiple of the device count).
+      block_size: channels per block, the unit of work and of resume (`SweepPlan`); fixed by this number
+        alone, so a sweep resumed with other process or device counts skips the same finished blocks. A
+        block runs as one call with its channels padded to a multiple of the local device count.
       image_batch: images per call (default `auto_image_batch`: all M for small generators, 2 at 1024 px
         with block 16, to fit a GPU); the per-image differences are summed over chunks and normalised at
         the end, which equals the all-at-once average direction.
@@ -245,117 +267,136 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
         a restarted sweep skips finished blocks and gives a bit-identical array.
       precision: "float32" (default) or "bfloat16": the generator's convolutions take bf16-rounded inputs and
         accumulate in float32 (`ops.modconv_for`); compare the two with `agreement`.
-      devices: devices for the mesh (default: all `jax.devices()`); channels are sharded across them.
-      stop_after_blocks: testing hook, return None after computing that many new blocks.
+      devices: this process's devices for the mesh (default: `jax.local_devices()`); a block's channels
+        are sharded across them.
+      stop_after_blocks: testing hook, return None after that many rounds of new blocks (one block per
+        process and round) as if killed.
+      computed_blocks: if a list, (layer_index, start, stop) of every block this process computed is appended.
+
+    Several processes (jax.distributed): the unfinished blocks, in plan order, are dealt out round-robin
+    (`parallel.process_share`); after every round the new blocks are gathered to all processes and process 0
+    writes them, so a kill loses at most one round. Every process returns the whole array.
     """
+    from .. import parallel
     ops.modconv_for(precision)  # validates
-    devices = list(jax.devices() if devices is None else devices)
-    nd = len(devices)
-    bsz = int(math.ceil(block_size / nd) * nd)
+    mesh = parallel.local_mesh(devices)
+    nd = mesh.size
+    block_size = int(block_size)
+    if block_size < 1:
+        raise ValueError(f"block_size={block_size}: expected a positive number of channels")
+    call = int(math.ceil(block_size / nd) * nd)  # channels per call, padded to the local device count
     if ws is None:
         ws = sample_ws(G, num_images, truncation_psi, truncation_cutoff, seed)
     ws = np.asarray(ws, np.float32)
     m = ws.shape[0]
-    ib = auto_image_batch(G.cfg.img_resolution, bsz, m) if image_batch is None else max(1, min(int(image_batch), m))
+    ib = auto_image_batch(G.cfg.img_resolution, call, m) if image_batch is None else max(1, min(int(image_batch), m))
     s_all = {k: np.asarray(v) for k, v in G.w_to_s(ws).items()}
-    plan = SweepPlan(G, bsz, max_resolution)
+    plan = SweepPlan(G, block_size, max_resolution)
     settings = {"generator": G.config, "num_images": m, "ws_sha": hashlib.sha256(ws.tobytes()).hexdigest()[:16],
-                "alpha": alpha, "block_size": bsz, "image_batch": ib, "max_resolution": max_resolution,
+                "alpha": alpha, "block_size": block_size, "image_batch": ib, "max_resolution": max_resolution,
                 "precision": precision, "noise_mode": noise_mode, "clip_preprocess": getattr(clip, "preprocess", None),
                 "clip_embed_dim": clip.embed_dim,
                 "clip_weights": clip.fingerprint() if hasattr(clip, "fingerprint") else None,
                 "stats_sha": hashlib.sha256(b"".join(np.asarray(std[l.name]).tobytes() + np.asarray(mean[l.name]).tobytes()
                                                      for l in G.layout)).hexdigest()[:16]}
     blocks_dir = None
-    writer = jax.process_index() == 0
-    if out_dir is not None:
+    writer = parallel.is_writer()
+    results: Dict[Tuple[int, int], np.ndarray] = {}
+    finished = np.zeros(len(plan.units), bool)
+    if out_dir is not None:  # process 0 reads the directory and tells the others what it found
         out_dir = pathlib.Path(out_dir)
         blocks_dir = out_dir / "blocks"
         manifest = out_dir / "sweep.json"
-        if manifest.exists():
-            old = json.loads(manifest.read_text())
-            if old.get("hash") != _settings_hash(settings):
-                raise ValueError(f"{manifest}: an unfinished sweep with other settings lives in {out_dir}; "
-                                 f"use another directory or delete it")
-        elif writer:
-            blocks_dir.mkdir(parents=True, exist_ok=True)
-            write_json(manifest, {"hash": _settings_hash(settings), "settings": settings})
+        clash = False
+        if writer:
+            if manifest.exists():
+                clash = json.loads(manifest.read_text()).get("hash") != _settings_hash(settings)
+            else:
+                blocks_dir.mkdir(parents=True, exist_ok=True)
+                write_json(manifest, {"hash": _settings_hash(settings), "settings": settings})
+            if not clash:
+                for i, (li, a, b) in enumerate(plan.units):
+                    path = blocks_dir / SweepPlan.block_name(li, a)
+                    if path.exists():
+                        results[(li, a)] = np.load(path)
+                        finished[i] = True
+        clash, finished = parallel.broadcast_from_writer((np.asarray(clash), finished))
+        if bool(clash):
+            raise ValueError(f"{manifest}: an unfinished sweep with other settings lives in {out_dir}; "
+                             f"use another directory or delete it")
+        finished = np.asarray(finished, bool)
 
-    from .. import parallel
-    mesh = parallel.data_mesh(devices)
     repl, chan = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-    if progress and jax.process_index() == 0:
-        print("  " + parallel.describe(mesh, bsz // nd, "channels"), flush=True)
-    compiled = {}
-
+    if progress and writer:
+        print("  " + parallel.describe(mesh, call // nd, f"channels x {ib} images"), flush=True)
     def fn_for(li):
-        if li not in compiled:
-            f = jax.jit(lambda G_, clip_, state, s, idx, mu, sd: _block_sum(
-                G_, clip_, state, s, idx, mu, sd, layer_index=li, alpha=alpha, noise_mode=noise_mode,
-                precision=precision), out_shardings=chan)
-            pre = jax.jit(lambda G_, s: _prefix(G_, s, li, noise_mode, precision), out_shardings=repl)
-            compiled[li] = (f, pre)
-        return compiled[li]
+        return _sweep_programs(li, float(alpha), noise_mode, precision, mesh)
 
     ctx = jax.default_matmul_precision("highest")  # float32 everywhere but the bf16 convs of ops.modconv_for
-    results: Dict[Tuple[int, int], np.ndarray] = {}
-    todo = []
-    for (li, a, b) in plan.units:
-        path = None if blocks_dir is None else blocks_dir / SweepPlan.block_name(li, a)
-        if path is not None and path.exists():
-            results[(li, a)] = np.load(path)
-        else:
-            todo.append((li, a, b))
+    todo = [u for u, done in zip(plan.units, finished) if not done]
+    nproc, me = jax.process_count(), jax.process_index()
+    rounds = [todo[r:r + nproc] for r in range(0, len(todo), nproc)]  # round r: block r*nproc + p is process p's
     bar = _progress(plan.num_channels, "channel relevance", progress)
-    bar.update(sum(b - a for (li, a, b) in plan.units if (li, a) in results))
+    bar.update(sum(b - a for (li, a, b), done in zip(plan.units, finished) if done))
     G_r = jax.device_put(G, repl)
     clip_r = jax.device_put(clip, repl)
     computed = 0
     prefix_cache: Dict[int, list] = {}
     names_before = {li: {l.name for l in G.layout[:li]} for li, _, _ in plan.units}
+
+    def compute(li, a, b):
+        f, pre = fn_for(li)
+        layer = G.layout[li]
+        names = [l.name for l in G.layout[li:]]
+        if li not in prefix_cache:
+            prefix_cache.clear()  # keep only the current layer's activations
+            chunks = []
+            for i0 in range(0, m, ib):
+                s_c = {k: jax.device_put(v[i0:i0 + ib], repl) for k, v in s_all.items()}
+                state = pre(G_r, {k: s_c[k] for k in s_c if k in names_before[li]})
+                chunks.append((state, {k: s_c[k] for k in names}))
+            prefix_cache[li] = chunks
+        idx = np.arange(a, a + call) % layer.channels  # pad the block by wrapping
+        idx_d = jax.device_put(jnp.asarray(idx, jnp.int32), chan)
+        mu = jax.device_put(jnp.asarray(mean[layer.name]), repl)
+        sd = jax.device_put(jnp.asarray(std[layer.name]), repl)
+        acc = None
+        for state, s_c in prefix_cache[li]:
+            part = f(G_r, clip_r, state, s_c, idx_d, mu, sd)
+            acc = part if acc is None else acc + part
+        acc = np.asarray(acc)[: b - a]
+        return (acc / np.linalg.norm(acc, axis=-1, keepdims=True)).astype(np.float32)
+
     with ctx:
-        for (li, a, b) in todo:
-            f, pre = fn_for(li)
-            layer = G.layout[li]
-            names = [l.name for l in G.layout[li:]]
-            if li not in prefix_cache:
-                prefix_cache.clear()  # keep only the current layer's activations
-                chunks = []
-                for i0 in range(0, m, ib):
-                    s_c = {k: jax.device_put(v[i0:i0 + ib], repl) for k, v in s_all.items()}
-                    state = pre(G_r, {k: s_c[k] for k in s_c if k in names_before[li]})
-                    chunks.append((state, {k: s_c[k] for k in names}))
-                prefix_cache[li] = chunks
-            idx = np.arange(a, a + bsz) % layer.channels  # pad the last block by wrapping
-            idx_d = jax.device_put(jnp.asarray(idx, jnp.int32), chan)
-            mu = jax.device_put(jnp.asarray(mean[layer.name]), repl)
-            sd = jax.device_put(jnp.asarray(std[layer.name]), repl)
-            acc = None
-            for state, s_c in prefix_cache[li]:
-                part = f(G_r, clip_r, state, s_c, idx_d, mu, sd)
-                acc = part if acc is None else acc + part
-            acc = _gather(acc)[: b - a]
-            block = (acc / np.linalg.norm(acc, axis=-1, keepdims=True)).astype(np.float32)
-            results[(li, a)] = block
-            if blocks_dir is not None and writer:
-                files.write_npy(blocks_dir / SweepPlan.block_name(li, a), block)
-            bar.update(b - a)
-            computed += 1
-            if stop_after_blocks is not None and computed >= stop_after_blocks:
+        for r, units in enumerate(rounds):
+            mine = units[me] if me < len(units) else None
+            block = np.zeros((block_size, clip.embed_dim), np.float32)  # same shape on every process
+            if mine is not None:
+                block[: mine[2] - mine[1]] = compute(*mine)
+                computed += 1
+                if computed_blocks is not None:
+                    computed_blocks.append(tuple(int(v) for v in mine))
+            gathered = parallel.allgather(block) if nproc > 1 else block[None]
+            for (li, a, b), got in zip(units, gathered):
+                results[(li, a)] = got[: b - a]
+                if blocks_dir is not None and writer:
+                    files.write_npy(blocks_dir / SweepPlan.block_name(li, a), results[(li, a)])
+                bar.update(b - a)
+            if stop_after_blocks is not None and r + 1 >= stop_after_blocks:  # the same round everywhere
                 bar.close()
                 return None
     bar.close()
-    fs3 = np.concatenate([results[(li, a)] for (li, a, _) in plan.units], axis=0)
+    if progress and nproc > 1:  # one line per process: its share of the work
+        print(f"  process {me} of {nproc}: computed {computed} of {len(todo)} unfinished blocks "
+              f"({sum(b - a for li, a, b in todo[me::nproc])} channels)", flush=True)
+    if writer:
+        fs3 = np.concatenate([results[(li, a)] for (li, a, _) in plan.units], axis=0)
+    else:  # blocks found finished on disk live on process 0 only
+        fs3 = np.zeros((plan.num_channels, clip.embed_dim), np.float32)
+    fs3 = np.asarray(parallel.broadcast_from_writer(fs3))
     if out_dir is not None and writer:
         files.write_npy(out_dir / "fs3.npy", fs3)
     return fs3
-
-
-def _gather(x) -> np.ndarray:
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return np.asarray(x)
 
 
 def channel_relevance_naive(G, clip, mean, std, ws, layer_names: Sequence[str], channels: Sequence[int],
