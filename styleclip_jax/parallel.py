@@ -104,3 +104,30 @@ def describe(mesh: Mesh, per_device: int, unit: str) -> str:
     if local and p > 1:
         where += f", {mesh.size} device{'s' if mesh.size != 1 else ''} each"
     return f"running on {n} device{'s' if n != 1 else ''} ({where}): {per_device} {unit} per device"
+
+
+def initialize(coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
+               process_id: Optional[int] = None) -> str:
+    """`jax.distributed.initialize` (main.py --distributed): with no arguments the settings are auto-detected
+    (TPU VM slices, SLURM, Open MPI, ...); explicit ones run several processes anywhere, e.g. on one machine
+    for testing (`--coordinator_address=127.0.0.1:PORT --num_processes=2 --process_id=I`; on CPU the
+    processes talk through gloo collectives). Returns the line that says how the run is set up."""
+    explicit = [v is not None for v in (coordinator_address, num_processes, process_id)]
+    if any(explicit) and not all(explicit):
+        from .errors import ConfigError
+        raise ConfigError("--coordinator_address, --num_processes and --process_id go together (or none of them: "
+                          "auto-detected settings)")
+    if coordinator_address is not None and not (0 <= int(process_id) < int(num_processes)):
+        from .errors import ConfigError
+        raise ConfigError(f"--process_id={process_id}: expected 0 <= process_id < --num_processes={num_processes}")
+    if jax.config.jax_cpu_collectives_implementation is None:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes need a collective backend
+    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                               process_id=process_id)
+    return run_line()
+
+
+def run_line() -> str:
+    """`running on N devices (P processes)`: the job-independent part of the line every job prints at start."""
+    n, p = jax.device_count(), jax.process_count()
+    return f"running on {n} device{'s' if n != 1 else ''} ({p} process{'es' if p != 1 else ''})"

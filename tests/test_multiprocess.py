@@ -115,7 +115,7 @@ def _launch(tmp_path, nproc):
                 p.kill()
     for p, (o, e) in zip(procs, outs):
         assert p.returncode == 0 and "OK" in o, e[-3000:]
-    return [o for o, _ in outs]
+    return outs
 
 
 def _units(blocks):
@@ -138,10 +138,10 @@ def test_two_processes_equal_one_and_one_process_finishes_their_sweep(tmp_path):
     assert len(a) == len(b) == 4 and not set(a) & set(b)
     assert len(set(a) | set(b)) == 8 and len(list((tmp_path / "fresh" / "blocks").iterdir())) == 8
     assert logs["two", 1]["writes"] == [], logs["two", 1]["writes"]
-    assert "process 0 of 2: computed 4 of 8 unfinished blocks (32 channels)" in two[0]
-    assert "process 1 of 2: computed 4 of 8 unfinished blocks (32 channels)" in two[1]
-    assert "running on 4 devices (2 processes, 2 devices each): 4 channels x 4 images per device" in two[0]
-    assert "running on" not in two[1]  # progress and the run line: process 0 only
+    assert "process 0 of 2: computed 4 of 8 unfinished blocks (32 channels)" in two[0][1]  # stderr
+    assert "process 1 of 2: computed 4 of 8 unfinished blocks (32 channels)" in two[1][1]
+    assert "running on 4 devices (2 processes, 2 devices each): 4 channels x 4 images per device" in two[0][0]
+    assert "running on" not in two[1][0] + two[1][1]  # progress and the run line: process 0 only
     # both processes return the whole array, equal to one process's, bit for bit (same per-block programs)
     for p in (0, 1):
         np.testing.assert_array_equal(res["two", p]["fs3"], ref)
@@ -158,3 +158,38 @@ def test_two_processes_equal_one_and_one_process_finishes_their_sweep(tmp_path):
     assert np.abs(m1).max() > 0
     for k in ("sweep_seconds", "sweeps_end", "mapper_end"):
         print(k, "two processes", float(res["two", 0][k]), "one process", float(res["one", 0][k]))
+
+
+def test_main_distributed_flags_run_the_sweep_in_two_processes(tmp_path):
+    """`main.py --distributed` with explicit coordinator / process flags: the two processes share the sweep,
+    process 0 alone prints and writes."""
+    port = str(_free_port())
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    args = ["--mode=global_direction_precompute", f"--workdir={tmp_path / 'out'}", "--distributed",
+            f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--config.cache_dir={tmp_path / 'c'}",
+            "--config.stats.samples=256", "--config.sweep.images=2", "--config.sweep.max_resolution=4"]
+    procs = [subprocess.Popen([sys.executable, str(REPO / "main.py"), *args, f"--process_id={i}"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    (o0, e0), (o1, e1) = outs
+    assert o0.startswith("running on 4 devices (2 processes)\n"), o0
+    assert "running on 4 devices (2 processes, 2 devices each): 8 channels x 2 images per device" in o0
+    assert o1 == ""
+    for i, e in enumerate((e0, e1)):  # 64 channels of the 4-px layer in 4 blocks of 16: 2 each
+        assert f"process {i} of 2: computed 2 of 4 unfinished blocks (32 channels)" in e, e
+    fs3 = np.load(tmp_path / "out" / "fs3.npy")
+    assert fs3.shape == (64, 64)
+    np.testing.assert_allclose(np.linalg.norm(fs3, axis=1), 1.0, atol=1e-5)
+
+
+def test_process_flags_need_distributed():
+    r = subprocess.run([sys.executable, str(REPO / "main.py"), "--mode=generate", "--process_id=1"],
+                       capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"), timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == \
+        "error: --coordinator_address/--num_processes/--process_id need --distributed", r.stderr

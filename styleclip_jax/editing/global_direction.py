@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import pathlib
+import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import jax
@@ -335,7 +336,8 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
     ctx = jax.default_matmul_precision("highest")  # float32 everywhere but the bf16 convs of ops.modconv_for
     todo = [u for u, done in zip(plan.units, finished) if not done]
     nproc, me = jax.process_count(), jax.process_index()
-    rounds = [todo[r:r + nproc] for r in range(0, len(todo), nproc)]  # round r: block r*nproc + p is process p's
+    # round r: block r*nproc + p is process p's (its blocks are parallel.process_share(todo))
+    rounds = [todo[r:r + nproc] for r in range(0, len(todo), nproc)]
     bar = _progress(plan.num_channels, "channel relevance", progress)
     bar.update(sum(b - a for (li, a, b), done in zip(plan.units, finished) if done))
     G_r = jax.device_put(G, repl)
@@ -386,9 +388,9 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
                 bar.close()
                 return None
     bar.close()
-    if progress and nproc > 1:  # one line per process: its share of the work
+    if progress and nproc > 1:  # one line per process (stderr: main.py silences the others' stdout): its share
         print(f"  process {me} of {nproc}: computed {computed} of {len(todo)} unfinished blocks "
-              f"({sum(b - a for li, a, b in todo[me::nproc])} channels)", flush=True)
+              f"({sum(b - a for li, a, b in parallel.process_share(todo))} channels)", file=sys.stderr, flush=True)
     if writer:
         fs3 = np.concatenate([results[(li, a)] for (li, a, _) in plan.units], axis=0)
     else:  # blocks found finished on disk live on process 0 only
