@@ -36,8 +36,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import global_direction_math as gd_math
-from .. import files
+from .. import files, memory
 from ..checkpoints.params_io import write_json
+from ..errors import ConfigError
 from ..models import layout as layout_lib
 from ..models import ops
 from ..models.generator import synthesis_layers, truncate, w_to_s
@@ -251,7 +252,8 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
                       max_resolution: Optional[int] = None, block_size: int = 16, image_batch: Optional[int] = None,
                       out_dir=None, precision: str = "float32", devices=None, noise_mode: str = "const",
                       progress: bool = True, stop_after_blocks: Optional[int] = None,
-                      computed_blocks: Optional[list] = None) -> Optional[np.ndarray]:
+                      computed_blocks: Optional[list] = None, memory_fraction: float = 0.9,
+                      memory_budget: Optional[int] = None) -> Optional[np.ndarray]:
     """The channel-relevance array fs3 (num_channels, D) in official order (see module docstring).
 
     Args:
@@ -261,9 +263,16 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
       block_size: channels per block, the unit of work and of resume (`SweepPlan`); fixed by this number
         alone, so a sweep resumed with other process or device counts skips the same finished blocks. A
         block runs as one call with its channels padded to a multiple of the local device count.
-      image_batch: images per call (default `auto_image_batch`: all M for small generators, 2 at 1024 px
-        with block 16, to fit a GPU); the per-image differences are summed over chunks and normalised at
-        the end, which equals the all-at-once average direction.
+      image_batch: images per call (default: the most that fit, see memory_*; on a CPU without a budget
+        `auto_image_batch`: all M for small generators, 2 at 1024 px with block 16); the per-image
+        differences are summed over chunks and normalised at the end, which equals the all-at-once average
+        direction (to float rounding: resumed blocks may mix image batches).
+      memory_fraction, memory_budget: the bytes per device a call may use (`styleclip_jax.memory`): the
+        device's free memory x memory_fraction, or memory_budget bytes. From XLA's memory analysis of the
+        first layer's call (the costliest: it renders the most layers), the sweep takes the most images
+        per call that fit (at most image_batch), and when one image with the whole block does not fit,
+        fewer channels per call; raises ConfigError before running when 1 image x 1 channel per device
+        does not fit. No probing on CPU without a budget.
       out_dir: if given, finished blocks go to out_dir/blocks/*.npy (atomic) and fs3.npy at the end;
         a restarted sweep skips finished blocks and gives a bit-identical array.
       precision: "float32" (default) or "bfloat16": the generator's convolutions take bf16-rounded inputs and
@@ -294,7 +303,7 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
     s_all = {k: np.asarray(v) for k, v in G.w_to_s(ws).items()}
     plan = SweepPlan(G, block_size, max_resolution)
     settings = {"generator": G.config, "num_images": m, "ws_sha": hashlib.sha256(ws.tobytes()).hexdigest()[:16],
-                "alpha": alpha, "block_size": block_size, "image_batch": ib, "max_resolution": max_resolution,
+                "alpha": alpha, "block_size": block_size, "max_resolution": max_resolution,
                 "precision": precision, "noise_mode": noise_mode, "clip_preprocess": getattr(clip, "preprocess", None),
                 "clip_embed_dim": clip.embed_dim,
                 "clip_weights": clip.fingerprint() if hasattr(clip, "fingerprint") else None,
@@ -328,10 +337,36 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
         finished = np.asarray(finished, bool)
 
     repl, chan = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-    if progress and writer:
-        print("  " + parallel.describe(mesh, call // nd, f"channels x {ib} images"), flush=True)
+
     def fn_for(li):
         return _sweep_programs(li, float(alpha), noise_mode, precision, mesh)
+
+    G_r = jax.device_put(G, repl)
+    clip_r = jax.device_put(clip, repl)
+    names_before = {li: {l.name for l in G.layout[:li]} for li, _, _ in plan.units}
+    avail = memory.available_bytes(memory_fraction, memory_budget, mesh.devices.flat[0])
+    if avail is not None and plan.units:
+        li0 = plan.units[0][0]
+
+        def need(n_img, n_ch):  # bytes per device of one call of the first layer's program
+            f, pre = fn_for(li0)
+            st = {k: jax.ShapeDtypeStruct((n_img,) + v.shape[1:], v.dtype, sharding=repl) for k, v in s_all.items()}
+            state = jax.eval_shape(pre, G_r, {k: st[k] for k in st if k in names_before[li0]})
+            state = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl), state)
+            vec = jax.ShapeDtypeStruct((G.layout[li0].channels,), jnp.float32, sharding=repl)
+            with jax.default_matmul_precision("highest"):
+                return memory.program_bytes(f, G_r, clip_r, state, {k: st[k] for k in st if k not in names_before[li0]},
+                                            jax.ShapeDtypeStruct((n_ch,), jnp.int32, sharding=chan), vec, vec)
+
+        try:
+            ib = memory.fit_batch(lambda b: need(b, call), m if image_batch is None else ib, avail,
+                                  f"channel-relevance sweep, {call} channels per call")
+        except ConfigError:  # not even one image with the whole block: fewer channels per call
+            per_dev = memory.fit_batch(lambda c: need(1, c * nd), call // nd, avail,
+                                       "channel-relevance sweep, 1 image per call")
+            ib, call = 1, per_dev * nd
+    if progress and writer:
+        print("  " + parallel.describe(mesh, call // nd, f"channels x {ib} images"), flush=True)
 
     ctx = jax.default_matmul_precision("highest")  # float32 everywhere but the bf16 convs of ops.modconv_for
     todo = [u for u, done in zip(plan.units, finished) if not done]
@@ -340,11 +375,8 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
     rounds = [todo[r:r + nproc] for r in range(0, len(todo), nproc)]
     bar = _progress(plan.num_channels, "channel relevance", progress)
     bar.update(sum(b - a for (li, a, b), done in zip(plan.units, finished) if done))
-    G_r = jax.device_put(G, repl)
-    clip_r = jax.device_put(clip, repl)
     computed = 0
     prefix_cache: Dict[int, list] = {}
-    names_before = {li: {l.name for l in G.layout[:li]} for li, _, _ in plan.units}
 
     def compute(li, a, b):
         f, pre = fn_for(li)
@@ -358,15 +390,18 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
                 state = pre(G_r, {k: s_c[k] for k in s_c if k in names_before[li]})
                 chunks.append((state, {k: s_c[k] for k in names}))
             prefix_cache[li] = chunks
-        idx = np.arange(a, a + call) % layer.channels  # pad the block by wrapping
-        idx_d = jax.device_put(jnp.asarray(idx, jnp.int32), chan)
         mu = jax.device_put(jnp.asarray(mean[layer.name]), repl)
         sd = jax.device_put(jnp.asarray(std[layer.name]), repl)
-        acc = None
-        for state, s_c in prefix_cache[li]:
-            part = f(G_r, clip_r, state, s_c, idx_d, mu, sd)
-            acc = part if acc is None else acc + part
-        acc = np.asarray(acc)[: b - a]
+        rows = []
+        for c0 in range(a, b, call):  # one call per `call` channels (the whole block unless memory-bound)
+            idx = np.arange(c0, c0 + call) % layer.channels  # pad by wrapping
+            idx_d = jax.device_put(jnp.asarray(idx, jnp.int32), chan)
+            acc = None
+            for state, s_c in prefix_cache[li]:
+                part = f(G_r, clip_r, state, s_c, idx_d, mu, sd)
+                acc = part if acc is None else acc + part
+            rows.append(np.asarray(acc)[: min(call, b - c0)])
+        acc = np.concatenate(rows)
         return (acc / np.linalg.norm(acc, axis=-1, keepdims=True)).astype(np.float32)
 
     with ctx:
