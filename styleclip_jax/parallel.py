@@ -93,6 +93,16 @@ def broadcast_from_writer(x):
     return multihost_utils.broadcast_one_to_all(x)
 
 
+def to_host(tree):
+    """numpy copies of a pytree of arrays; an array sharded across processes is gathered whole on every one."""
+    def one(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            from jax.experimental import multihost_utils
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(x)
+    return jax.tree_util.tree_map(one, tree)
+
+
 def describe(mesh: Mesh, per_device: int, unit: str) -> str:
     """The one line a job prints at start: how it runs. A mesh of this process's devices only, in a run of
     several processes, stands for the same mesh on every process (work dealt out by `process_share`)."""

@@ -1,7 +1,7 @@
 """Two processes on this machine (jax.distributed over 127.0.0.1, CPU backend with gloo collectives, 2 forced
 devices each) give the one-process results: the shapes-world fs3 sweep (each process computes its own blocks,
-no block twice, only process 0 writes) and 20 mapper-training steps; a sweep stopped mid-way by both processes
-is finished by ONE process into the identical array."""
+no block twice, only process 0 writes), 20 mapper-training steps and a latent optimisation; a sweep stopped
+mid-way by both processes is finished by ONE process into the identical array; main.py --distributed."""
 import json
 import os
 import pathlib
@@ -83,6 +83,11 @@ CHILD = textwrap.dedent("""
                                 verbose=(pid == 0))
     res["mapper_end"] = time.time() - t0
     res["mapper"] = np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(mapper["params"])])
+    # latent optimisation: 2 sources x 2 prompts, one pair per device
+    from styleclip_jax.editing import latent_optimization as lo
+    edited, m = lo.optimize(G, clip, w_test, unit(6, 2, clip.embed_dim), lo.LatentOptConfig(steps=2, lr=0.05),
+                            verbose=False)
+    res["lo"], res["lo_loss"] = np.asarray(edited), m["loss_curve"]
     watching.clear()  # the test's own result files follow
     np.savez(f"{out}/result_{tag}_{pid}.npz", **res)
     with open(f"{out}/log_{tag}_{pid}.json", "w") as f:
@@ -156,6 +161,11 @@ def test_two_processes_equal_one_and_one_process_finishes_their_sweep(tmp_path):
     np.testing.assert_allclose(m2, m1, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(res["two", 1]["mapper"], m2)
     assert np.abs(m1).max() > 0
+    # latent optimisation, pairs sharded over 2 processes x 2 devices, gathered on both == one process
+    for k in ("lo", "lo_loss"):
+        for p in (0, 1):
+            np.testing.assert_allclose(res["two", p][k], res["one", 0][k], atol=1e-5)
+    assert res["one", 0]["lo"].shape == (4, 6, 16)
     for k in ("sweep_seconds", "sweeps_end", "mapper_end"):
         print(k, "two processes", float(res["two", 0][k]), "one process", float(res["one", 0][k]))
 

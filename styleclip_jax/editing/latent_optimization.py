@@ -291,7 +291,9 @@ def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(),
                       f"ETA {(cfg.steps - done) / max(rate, 1e-9):.0f}s", flush=True)
     after, idsim = _after_compiled(G, clip, arc, var, init_var, frozen, t, orig_feats, cfg)
     jax.block_until_ready(var)
-    hist = np.concatenate([np.asarray(h) for h in hists])[:, :num_pairs]
+    # on the host (gathered from every process when the pairs are sharded across processes)
+    var, frozen, before, after, idsim = parallel.to_host((var, frozen, before, after, idsim))
+    hist = np.concatenate([parallel.to_host(h) for h in hists])[:, :num_pairs]
     var = jax.tree_util.tree_map(lambda a: a[:num_pairs], var)
     frozen = jax.tree_util.tree_map(lambda a: a[:num_pairs], frozen)
     before = jax.tree_util.tree_map(lambda a: a[:num_pairs], before)
