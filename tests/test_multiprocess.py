@@ -47,7 +47,7 @@ CHILD = textwrap.dedent("""
     ws = gd.sample_ws(G, 4, seed=0)
     # 64 channels of the 4-px layer in 8 blocks; the blocks run on 2 devices in both set-ups (the same
     # per-block programs: bit-identical blocks)
-    kw = dict(ws=ws, max_resolution=4, block_size=8, progress=False, devices=jax.local_devices()[:2])  # 192 channels: 12 blocks in 3 layers
+    kw = dict(ws=ws, max_resolution=4, block_size=8, progress=False, devices=jax.local_devices()[:2])
     res = {}
     tag = "two" if nproc > 1 else "one"
     if nproc > 1:  # both processes stop after 1 round (2 blocks written), as if killed
