@@ -144,3 +144,19 @@ def _native_tiny_clip():
         vision_config=dict(image_size=16, patch_size=8, hidden_size=32, intermediate_size=64,
                            num_hidden_layers=1, num_attention_heads=2), projection_dim=16))
     return CLIP(clip_net.CLIPNet(cfg), None, clip_net.init_params(0, cfg))
+
+
+def test_memory_fields_are_checked_in_one_line():
+    import pytest
+    from ml_collections import config_dict
+
+    from styleclip_jax.errors import ConfigError
+    from styleclip_jax.memory import available_bytes, memory_args
+    c = config_dict.ConfigDict({"memory_fraction": 0.5, "memory_budget_mb": 1.5})
+    assert memory_args(c) == {"memory_fraction": 0.5, "memory_budget": 1572864}
+    assert available_bytes(0.5, None) is None  # a CPU reports no memory: no budget, no probing
+    for field, value, msg in (("memory_fraction", 2.0, r"memory_fraction=2.0: expected a number in \(0, 1\]"),
+                              ("memory_budget_mb", -1.0, "memory_budget_mb=-1.0: expected a positive number")):
+        bad = config_dict.ConfigDict({**c.to_dict(), field: value})
+        with pytest.raises(ConfigError, match=msg):
+            memory_args(bad)

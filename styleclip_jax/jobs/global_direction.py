@@ -16,6 +16,7 @@ from ..memory import memory_args
 
 def validate_precompute(config) -> None:
     """The fields of the statistics / fs3 sweep (shared with --mode=global_direction_precompute)."""
+    memory_args(config)
     if config.generator is None:
         raise ConfigError("--config.generator is required with this preset (an NVlabs .pkl, a rosinality .pt or "
                           "a converted folder)")

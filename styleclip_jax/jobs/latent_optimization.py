@@ -28,6 +28,7 @@ def build_config(config) -> lo.LatentOptConfig:
 
 def validate(config) -> None:
     build_config(config)
+    memory_args(config)
     io_utils.parse_list(config.prompts, "--config.prompts")
     sources.validate(config)
     if config.pairing not in ("product", "zip"):
