@@ -19,7 +19,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from styleclip_jax import jobs  # noqa: E402
 from styleclip_jax.jobs import app as app_job  # noqa: E402  (`app` is absl's)
-from styleclip_jax.errors import StyleClipError  # noqa: E402
+from styleclip_jax.errors import ConfigError, StyleClipError  # noqa: E402
 
 # mode -> (job module, one line for --help); the config is configs/<mode>.py
 MODES = {
@@ -34,9 +34,16 @@ MODES = {
     "app": (app_job, "interactive editor in the browser: live alpha/beta, mappers, uploads (extra [app])"),
 }
 
+# modes whose job prints its own `running on ...: B <unit> per device` line (parallel.describe)
+SELF_DESCRIBING = {"latent_optimization", "mapper_train"}
+
 flags.DEFINE_string("mode", None, "Job to run; `python main.py --help` lists the modes.")
 flags.DEFINE_string("workdir", "runs/default", "Directory for outputs (created if missing).")
-flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host TPU/GPU).")
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host TPU/GPU; every "
+                  "process runs the same command; only process 0 writes files and prints).")
+flags.DEFINE_string("coordinator_address", None, "With --distributed: host:port of process 0 (default: auto-detected).")
+flags.DEFINE_integer("num_processes", None, "With --distributed: the number of processes (default: auto-detected).")
+flags.DEFINE_integer("process_id", None, "With --distributed: this process's index (default: auto-detected).")
 flags.DEFINE_bool("debug", False, "Show Python tracebacks instead of one-line errors.")
 config_flags.DEFINE_config_file("config", None, "configs/<mode>.py[:preset] (default: the mode's file).",
                                 lock_config=True)
@@ -62,7 +69,8 @@ def _usage() -> str:
     lines = ["usage: python main.py --mode=MODE --workdir=DIR [--config=configs/MODE.py[:PRESET]] "
              "[--config.FIELD=VALUE ...]", "", "modes:"]
     lines += [f"  {m:<{width}}  {MODES[m][1]}" for m in MODES]
-    lines += ["", "flags: --workdir (default runs/default), --distributed, --debug, --verbosity",
+    lines += ["", "flags: --workdir (default runs/default), --distributed [--coordinator_address=HOST:PORT "
+              "--num_processes=N --process_id=I], --debug, --verbosity",
               "`python main.py --mode=MODE --help` lists the mode's presets and config fields."]
     return "\n".join(lines)
 
@@ -145,10 +153,21 @@ def main(argv):
     _quiet_logs(sys.argv)
     job = MODES[FLAGS.mode][0]
     try:
+        from styleclip_jax import parallel
+        explicit = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
         if FLAGS.distributed:
-            import jax
-            jax.distributed.initialize()
+            line = parallel.initialize(*explicit)
+        elif any(v is not None for v in explicit):
+            raise ConfigError("--coordinator_address/--num_processes/--process_id need --distributed")
+        else:
+            line = None
+        if line is not None and not parallel.is_writer():
+            # only process 0 prints progress (errors still reach stderr); fd 1 too, for the runtime's own lines
+            sys.stdout.flush()
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         job.validate(FLAGS.config)  # before any weights load
+        if FLAGS.mode not in SELF_DESCRIBING:
+            print(line or parallel.run_line(), flush=True)
         logging.info("mode=%s workdir=%s\n%s", FLAGS.mode, FLAGS.workdir, FLAGS.config)
         job.run(FLAGS.config, FLAGS.workdir)
     except (StyleClipError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError) as e:

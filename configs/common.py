@@ -67,3 +67,11 @@ def precompute(c) -> None:
     c.sweep.block_size = 16                    # channels per compiled call
     c.sweep.image_batch = config_dict.placeholder(int)     # images per call (default: all sweep.images)
     c.sweep.precision = "float32"              # float32 | bfloat16 (generator convs)
+    memory(c)
+
+
+def memory(c) -> None:
+    """The memory a mode's main program may use per device; its batch (sweep images/channels per call, latent-
+    optimisation pairs per program) is the largest whose compiled program fits (styleclip_jax.memory)."""
+    c.memory_fraction = 0.9                    # share of the accelerator's free memory
+    c.memory_budget_mb = config_dict.placeholder(float)  # explicit MiB per device (CPU: no probing without it)

@@ -26,6 +26,7 @@ def get_config(arg=None):
     c.prompts = '["a blue shape"]' if preset == "shapes" else '["a person with purple hair"]'  # JSON list
     c.pairing = "product"                    # product: every prompt x every source; zip: source i <-> prompt i
     common.sources(c, preset)
+    common.memory(c)
     c.mode = "edit"                          # edit | free_generation
     c.space = "wplus"                        # wplus | s
     c.optim = config_dict.ConfigDict()

@@ -233,7 +233,14 @@ def save_params(directory, params: Any, config: Mapping, *, extra: Mapping | Non
         tmp.mkdir()
         import orbax.checkpoint as ocp  # lazy: heavy import
 
-        ckptr = ocp.PyTreeCheckpointer()
+        # written by the calling process alone: in a multi-process run only process 0 saves (jobs guard with
+        # parallel.is_writer), and orbax's default would wait at a barrier for the others
+        import jax
+        me = jax.process_index()
+        solo = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me},
+                                                  barrier_sync_key_prefix=f"save_params_{me}")
+        ckptr = ocp.Checkpointer(ocp.PyTreeCheckpointHandler(multiprocessing_options=solo),
+                                 multiprocessing_options=solo)
         try:
             ckptr.save(tmp / PARAMS_SUBDIR, tree)
         finally:

@@ -16,17 +16,13 @@ channel to its mean does not persist into later channels (the official shallow-c
 `gd_math.single_channel_codes(persist_mean_clamp=True)` reproduces it), (2) images reach CLIP
 through the CLIP bundle's own differentiable preprocessing, not uint8 + PIL bicubic.
 
-The sweep is vectorised (vmap over a block of channels, all images of a chunk at once), reuses
-the activations before the perturbed layer for all channels of that layer, is sharded over every
-device with a `jax.sharding.Mesh` (channel axis), and resumes from atomically written blocks.
+The sweep (`relevance_sweep.py`, re-exported here) is vectorised, shards a block's channels over the
+process's devices, deals its blocks out to the processes of a multi-process run, fits its calls to the
+device's memory and resumes from atomically written blocks (with any process or device count).
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import pathlib
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -34,10 +30,12 @@ import numpy as np
 
 from . import global_direction_math as gd_math
 from .. import files
-from ..checkpoints.params_io import write_json
 from ..models import layout as layout_lib
-from ..models import ops
-from ..models.generator import synthesis_layers, truncate, w_to_s
+from ..models.generator import truncate, w_to_s
+# the sweep lives in relevance_sweep.py; its names are part of this module's interface
+from .relevance_sweep import (RENDER_PIXELS_PER_CALL, SweepPlan, _block_sum, _clip_features,  # noqa: F401
+                              _prefix, _progress, _sweep_programs, auto_image_batch, channel_relevance,
+                              relevance_from_features)
 
 # ------------------------------------------------------------------------------------------------
 # Layout helpers
@@ -130,234 +128,6 @@ def load_stats(path, G=None):
 # ------------------------------------------------------------------------------------------------
 # 2. Channel relevance sweep
 # ------------------------------------------------------------------------------------------------
-def _progress(total, desc, enabled=True):
-    if enabled and jax.process_index() == 0:
-        from tqdm import tqdm
-        return tqdm(total=total, desc=desc, unit="ch" if "channel" in desc else "it", dynamic_ncols=True)
-
-    class _Null:
-        def update(self, n):
-            pass
-
-        def close(self):
-            pass
-    return _Null()
-
-
-def _clip_features(clip, images):
-    """Unit image embeddings (N, D) through the bundle's pure `image_embed_fn(params, images)`."""
-    return clip.image_embed_fn(clip.params, images)
-
-
-def _prefix(G, s, layer_index: int, noise_mode: str, precision: str = "float32"):
-    """State (x, img) before S layer `layer_index` for the images of `s` (computed once per layer)."""
-    return synthesis_layers(G.params, G.cfg, s, start=0, stop=layer_index, noise_mode=noise_mode,
-                            modconv=ops.modconv_for(precision))
-
-
-def _block_sum(G, clip, state, s, idx, mean_l, std_l, *, layer_index: int, alpha: float, noise_mode: str,
-               precision: str = "float32"):
-    """Sum over this chunk's images of the normalised CLIP difference for each channel in `idx`.
-
-    state: prefix (x, img) of M images; s: S dict (M, C) for layers >= layer_index; idx: (B,) ints.
-    Returns (B, D).
-    """
-    layer = G.layout[layer_index]
-    base = s[layer.name]
-    m = base.shape[0]
-
-    def tile2(a):
-        return None if a is None else jnp.concatenate([a, a], axis=0)
-
-    state2 = (tile2(state[0]), tile2(state[1]))
-    rest2 = {k: tile2(v) for k, v in s.items() if k != layer.name}
-
-    def one(c):
-        col = jax.nn.one_hot(c, base.shape[1], dtype=base.dtype)
-        mu, sd = jnp.sum(mean_l * col), jnp.sum(std_l * col)
-        centred = base * (1 - col) + mu * col
-        codes = jnp.concatenate([centred - alpha * sd * col, centred + alpha * sd * col], axis=0)  # (2M, C)
-        _, img = synthesis_layers(G.params, G.cfg, {**rest2, layer.name: codes}, start=layer_index,
-                                  state=state2, noise_mode=noise_mode, modconv=ops.modconv_for(precision))
-        f = _clip_features(clip, img)
-        d = f[m:] - f[:m]
-        d = d / jnp.linalg.norm(d, axis=-1, keepdims=True)
-        return jnp.sum(d, axis=0)
-
-    return jax.vmap(one)(idx)
-
-
-def relevance_from_features(all_f):
-    """Official GetFs normalisation of (channels, images, 2, D) features -> (channels, D)."""
-    return gd_math.relevance_from_features(all_f)
-
-
-def _settings_hash(settings: dict) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-
-
-class SweepPlan:
-    """The fixed partition of the sweep into (layer, channel block) units, in official order."""
-
-    def __init__(self, G, block_size: int, max_resolution: Optional[int] = None):
-        self.units: List[Tuple[int, int, int]] = []  # (layer_index, start, stop)
-        for l in G.layout:
-            if l.is_torgb or (max_resolution is not None and l.resolution > max_resolution):
-                continue
-            for a in range(0, l.channels, block_size):
-                self.units.append((l.index, a, min(a + block_size, l.channels)))
-        self.num_channels = sum(b - a for _, a, b in self.units)
-
-    @staticmethod
-    def block_name(layer_index, start):
-        return f"L{layer_index:02d}_C{start:05d}.npy"
-
-
-# 64 renders at 1024 px per call: XLA asked for 56 GiB for such a call on an H100 and the run ran out of memory
-# (benchmarks/results/2026-11-27_h100/run1_global_direction.txt); a bound, not a measured fit
-RENDER_PIXELS_PER_CALL = 64 * 1024 * 1024
-
-
-def auto_image_batch(img_resolution: int, block_size: int, num_images: int) -> int:
-    """Images per sweep call when none is given: as many as keep one call (block_size channels x images x
-    2 renders) within RENDER_PIXELS_PER_CALL output pixels, at least 1, at most all `num_images`.
-    1024 px, block 16 -> 2; 256 px -> 32; the 32-px shapes world -> all 100 (one call per block)."""
-    per_image = 2 * block_size * img_resolution ** 2
-    return int(max(1, min(num_images, RENDER_PIXELS_PER_CALL // per_image)))
-
-
-def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, seed: int = 0,
-                      truncation_psi: float = 0.7, truncation_cutoff: Optional[int] = 8, alpha: float = 5.0,
-                      max_resolution: Optional[int] = None, block_size: int = 16, image_batch: Optional[int] = None,
-                      out_dir=None, precision: str = "float32", devices=None, noise_mode: str = "const",
-                      progress: bool = True, stop_after_blocks: Optional[int] = None) -> Optional[np.ndarray]:
-    """The channel-relevance array fs3 (num_channels, D) in official order (see module docstring).
-
-    Args:
-      mean, std: style_stats dicts. num_images: M (official 100), images = the first M samples of
-        the seed stream (or `ws` (M, num_ws, w_dim) if given).
-      max_resolution: only layers up to this resolution (official torch script: 128).
-      block_size: channels per compiled call (padded to a multiple of the device count).
-      image_batch: images per call (default `auto_image_batch`: all M for small generators, 2 at 1024 px
-        with block 16, to fit a GPU); the per-image differences are summed over chunks and normalised at
-        the end, which equals the all-at-once average direction.
-      out_dir: if given, finished blocks go to out_dir/blocks/*.npy (atomic) and fs3.npy at the end;
-        a restarted sweep skips finished blocks and gives a bit-identical array.
-      precision: "float32" (default) or "bfloat16": the generator's convolutions take bf16-rounded inputs and
-        accumulate in float32 (`ops.modconv_for`); compare the two with `agreement`.
-      devices: devices for the mesh (default: all `jax.devices()`); channels are sharded across them.
-      stop_after_blocks: testing hook, return None after computing that many new blocks.
-    """
-    ops.modconv_for(precision)  # validates
-    devices = list(jax.devices() if devices is None else devices)
-    nd = len(devices)
-    bsz = int(math.ceil(block_size / nd) * nd)
-    if ws is None:
-        ws = sample_ws(G, num_images, truncation_psi, truncation_cutoff, seed)
-    ws = np.asarray(ws, np.float32)
-    m = ws.shape[0]
-    ib = auto_image_batch(G.cfg.img_resolution, bsz, m) if image_batch is None else max(1, min(int(image_batch), m))
-    s_all = {k: np.asarray(v) for k, v in G.w_to_s(ws).items()}
-    plan = SweepPlan(G, bsz, max_resolution)
-    settings = {"generator": G.config, "num_images": m, "ws_sha": hashlib.sha256(ws.tobytes()).hexdigest()[:16],
-                "alpha": alpha, "block_size": bsz, "image_batch": ib, "max_resolution": max_resolution,
-                "precision": precision, "noise_mode": noise_mode, "clip_preprocess": getattr(clip, "preprocess", None),
-                "clip_embed_dim": clip.embed_dim,
-                "clip_weights": clip.fingerprint() if hasattr(clip, "fingerprint") else None,
-                "stats_sha": hashlib.sha256(b"".join(np.asarray(std[l.name]).tobytes() + np.asarray(mean[l.name]).tobytes()
-                                                     for l in G.layout)).hexdigest()[:16]}
-    blocks_dir = None
-    writer = jax.process_index() == 0
-    if out_dir is not None:
-        out_dir = pathlib.Path(out_dir)
-        blocks_dir = out_dir / "blocks"
-        manifest = out_dir / "sweep.json"
-        if manifest.exists():
-            old = json.loads(manifest.read_text())
-            if old.get("hash") != _settings_hash(settings):
-                raise ValueError(f"{manifest}: an unfinished sweep with other settings lives in {out_dir}; "
-                                 f"use another directory or delete it")
-        elif writer:
-            blocks_dir.mkdir(parents=True, exist_ok=True)
-            write_json(manifest, {"hash": _settings_hash(settings), "settings": settings})
-
-    from .. import parallel
-    mesh = parallel.data_mesh(devices)
-    repl, chan = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-    if progress and jax.process_index() == 0:
-        print("  " + parallel.describe(mesh, bsz // nd, "channels"), flush=True)
-    compiled = {}
-
-    def fn_for(li):
-        if li not in compiled:
-            f = jax.jit(lambda G_, clip_, state, s, idx, mu, sd: _block_sum(
-                G_, clip_, state, s, idx, mu, sd, layer_index=li, alpha=alpha, noise_mode=noise_mode,
-                precision=precision), out_shardings=chan)
-            pre = jax.jit(lambda G_, s: _prefix(G_, s, li, noise_mode, precision), out_shardings=repl)
-            compiled[li] = (f, pre)
-        return compiled[li]
-
-    ctx = jax.default_matmul_precision("highest")  # float32 everywhere but the bf16 convs of ops.modconv_for
-    results: Dict[Tuple[int, int], np.ndarray] = {}
-    todo = []
-    for (li, a, b) in plan.units:
-        path = None if blocks_dir is None else blocks_dir / SweepPlan.block_name(li, a)
-        if path is not None and path.exists():
-            results[(li, a)] = np.load(path)
-        else:
-            todo.append((li, a, b))
-    bar = _progress(plan.num_channels, "channel relevance", progress)
-    bar.update(sum(b - a for (li, a, b) in plan.units if (li, a) in results))
-    G_r = jax.device_put(G, repl)
-    clip_r = jax.device_put(clip, repl)
-    computed = 0
-    prefix_cache: Dict[int, list] = {}
-    names_before = {li: {l.name for l in G.layout[:li]} for li, _, _ in plan.units}
-    with ctx:
-        for (li, a, b) in todo:
-            f, pre = fn_for(li)
-            layer = G.layout[li]
-            names = [l.name for l in G.layout[li:]]
-            if li not in prefix_cache:
-                prefix_cache.clear()  # keep only the current layer's activations
-                chunks = []
-                for i0 in range(0, m, ib):
-                    s_c = {k: jax.device_put(v[i0:i0 + ib], repl) for k, v in s_all.items()}
-                    state = pre(G_r, {k: s_c[k] for k in s_c if k in names_before[li]})
-                    chunks.append((state, {k: s_c[k] for k in names}))
-                prefix_cache[li] = chunks
-            idx = np.arange(a, a + bsz) % layer.channels  # pad the last block by wrapping
-            idx_d = jax.device_put(jnp.asarray(idx, jnp.int32), chan)
-            mu = jax.device_put(jnp.asarray(mean[layer.name]), repl)
-            sd = jax.device_put(jnp.asarray(std[layer.name]), repl)
-            acc = None
-            for state, s_c in prefix_cache[li]:
-                part = f(G_r, clip_r, state, s_c, idx_d, mu, sd)
-                acc = part if acc is None else acc + part
-            acc = _gather(acc)[: b - a]
-            block = (acc / np.linalg.norm(acc, axis=-1, keepdims=True)).astype(np.float32)
-            results[(li, a)] = block
-            if blocks_dir is not None and writer:
-                files.write_npy(blocks_dir / SweepPlan.block_name(li, a), block)
-            bar.update(b - a)
-            computed += 1
-            if stop_after_blocks is not None and computed >= stop_after_blocks:
-                bar.close()
-                return None
-    bar.close()
-    fs3 = np.concatenate([results[(li, a)] for (li, a, _) in plan.units], axis=0)
-    if out_dir is not None and writer:
-        files.write_npy(out_dir / "fs3.npy", fs3)
-    return fs3
-
-
-def _gather(x) -> np.ndarray:
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return np.asarray(x)
-
-
 def channel_relevance_naive(G, clip, mean, std, ws, layer_names: Sequence[str], channels: Sequence[int],
                             alpha: float = 5.0, noise_mode: str = "const") -> np.ndarray:
     """Slow reference: full synthesis from S for every (channel, image, sign), then GetFs."""

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .. import parallel
+from .. import memory, parallel
 from ..models import ops
 from . import optim
 
@@ -203,7 +203,8 @@ def _after_compiled(G, clip, arc, var, init_var, frozen, t, orig_feats, cfg: Lat
 
 
 def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(), arc=None,
-             pairs: Optional[tuple] = None, verbose: bool = True, devices=None):
+             pairs: Optional[tuple] = None, verbose: bool = True, devices=None, memory_fraction: float = 0.9,
+             memory_budget: Optional[int] = None, _part: bool = False):
     """Optimise every (source, prompt) pair together.
 
     Args:
@@ -213,6 +214,12 @@ def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(),
       pairs: (src_idx, prompt_idx) arrays of length P; default every prompt x every source.
       devices: the pairs are split over these (default: all devices; `styleclip_jax.parallel`), padded to a
         multiple of their count; the models are replicated. Results equal one device's.
+      memory_fraction, memory_budget: bytes per device a program may use (`styleclip_jax.memory`: the
+        device's free memory x memory_fraction, or memory_budget bytes; no probing on CPU without a
+        budget). When all pairs do not fit in one program (XLA's memory analysis of the compiled chunk),
+        they run as several programs of the most pairs per device that fit, one after the other; pairs are
+        independent, so the results equal one program's (to float rounding). ConfigError before running
+        when one pair per device does not fit.
     Returns:
       (edited, metrics): edited is (P, num_ws, w_dim) in "wplus" space or an S dict of (P, C);
       metrics is a dict of per-pair numpy arrays (clip cos before/after, l2, id sim, loss curve).
@@ -237,7 +244,19 @@ def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(),
         init_var, frozen = w0, {}
     else:
         init_var, frozen = split_s(G, G.w_to_s(w0))
-    if verbose:
+    avail = None if _part else memory.available_bytes(memory_fraction, memory_budget, mesh.devices.flat[0])
+    if avail is not None:
+        per_dev = memory.fit_batch(lambda b: _chunk_bytes(G, clip, arc, init_var, frozen, t, cfg, mesh, b),
+                                   len(rows) // mesh.size, avail, "latent optimisation, pairs per device")
+        if per_dev * mesh.size < num_pairs:  # several programs, one after the other
+            group = per_dev * mesh.size
+            if verbose:
+                print("  " + parallel.describe(mesh, per_dev, "pairs") + f" ({num_pairs} pairs in programs of "
+                      f"{group}: {avail:,} bytes per device)", flush=True)
+            parts = [optimize(G, clip, w_src, text_emb, cfg, arc, (src_idx[i:i + group], prm_idx[i:i + group]),
+                              verbose, devices, _part=True) for i in range(0, num_pairs, group)]
+            return _concat_results(parts)
+    if verbose and not _part:
         print("  " + parallel.describe(mesh, len(rows) // mesh.size, "pairs"), flush=True)
     if mesh.size > 1:
         rep_s, bat_s = parallel.replicated(mesh), parallel.batch_sharded(mesh)
@@ -272,7 +291,9 @@ def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(),
                       f"ETA {(cfg.steps - done) / max(rate, 1e-9):.0f}s", flush=True)
     after, idsim = _after_compiled(G, clip, arc, var, init_var, frozen, t, orig_feats, cfg)
     jax.block_until_ready(var)
-    hist = np.concatenate([np.asarray(h) for h in hists])[:, :num_pairs]
+    # on the host (gathered from every process when the pairs are sharded across processes)
+    var, frozen, before, after, idsim = parallel.to_host((var, frozen, before, after, idsim))
+    hist = np.concatenate([parallel.to_host(h) for h in hists])[:, :num_pairs]
     var = jax.tree_util.tree_map(lambda a: a[:num_pairs], var)
     frozen = jax.tree_util.tree_map(lambda a: a[:num_pairs], frozen)
     before = jax.tree_util.tree_map(lambda a: a[:num_pairs], before)
@@ -289,4 +310,37 @@ def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(),
     if idsim is not None:
         metrics["id_similarity"] = np.asarray(idsim)
     edited = var if cfg.space == "wplus" else {**var, **frozen}
+    return edited, metrics
+
+
+def _chunk_bytes(G, clip, arc, init_var, frozen, t, cfg: LatentOptConfig, mesh, per_device: int) -> int:
+    """Bytes per device of one compiled chunk of `optimize` with `per_device` pairs on each device of mesh."""
+    rows = per_device * mesh.size
+    rep_s, bat_s = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+
+    def abstract(x):  # leading axis = pairs: sharded; the rest (Adam's step count) replicated
+        x = jnp.asarray(x) if not hasattr(x, "shape") else x
+        batched = x.ndim >= 1 and x.shape[0] == rows
+        if mesh.size == 1:  # as optimize's (uncommitted) arrays: the run then reuses this compilation
+            return jax.ShapeDtypeStruct(x.shape, x.dtype)
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=bat_s if batched else rep_s)
+
+    def take(tree):
+        return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct((rows,) + a.shape[1:], a.dtype), tree)
+
+    var, frz, tt = (jax.tree_util.tree_map(abstract, take(x)) for x in (init_var, frozen, t))
+    opt_state = jax.tree_util.tree_map(abstract, jax.eval_shape(build_optimizer(cfg).init, var))
+    feats = jax.eval_shape(_before_compiled, G, clip, arc, var, frz, tt, cfg)[0]
+    feats = None if feats is None else jax.tree_util.tree_map(abstract, feats)
+    k = steps_per_call(cfg)
+    unroll = True if jax.default_backend() == "cpu" and k <= MAX_CPU_UNROLL else 1
+    k = min(k, cfg.steps)  # the first (and largest) chunk optimize runs
+    return memory.program_bytes(_chunk_compiled, G, clip, arc, var, opt_state, var, frz, tt, feats, cfg, k, unroll)
+
+
+def _concat_results(parts):
+    """(edited, metrics) of consecutive groups of pairs -> those of all pairs (pair axis first everywhere)."""
+    edited = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *[e for e, _ in parts])
+    metrics = {k: (sum(m[k] for _, m in parts) if k == "seconds" else np.concatenate([m[k] for _, m in parts]))
+               for k in parts[0][1]}
     return edited, metrics

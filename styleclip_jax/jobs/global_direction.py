@@ -11,10 +11,12 @@ import numpy as np
 from . import outputs as io_utils
 from . import sources
 from ..errors import ConfigError
+from ..memory import memory_args
 
 
 def validate_precompute(config) -> None:
     """The fields of the statistics / fs3 sweep (shared with --mode=global_direction_precompute)."""
+    memory_args(config)
     if config.generator is None:
         raise ConfigError("--config.generator is required with this preset (an NVlabs .pkl, a rosinality .pt or "
                           "a converted folder)")
@@ -124,7 +126,7 @@ def precompute(config, G, clip, verbose=True):
                 truncation_psi=float(st.truncation_psi), truncation_cutoff=st.truncation_cutoff,
                 alpha=float(sw.alpha), max_resolution=sw.max_resolution,
                 block_size=int(sw.block_size), image_batch=sw.image_batch,
-                out_dir=fs3_path.parent, precision=sw.precision, progress=verbose)
+                out_dir=fs3_path.parent, precision=sw.precision, progress=verbose, **memory_args(config))
     paths = {"stats": str(stats_path), "fs3": str(fs3_path)}
     if sw.precision != "float32" and not config.fs3:
         paths.update(_precision_agreement(fs3, fs3_path, [d / sweep_name.replace(f"_{sw.precision}_",

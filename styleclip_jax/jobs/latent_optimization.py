@@ -8,6 +8,8 @@ import numpy as np
 from . import outputs as io_utils
 from . import sources
 from ..editing import latent_optimization as lo
+from ..memory import memory_args
+from ..parallel import is_writer
 from ..errors import ConfigError
 
 
@@ -26,6 +28,7 @@ def build_config(config) -> lo.LatentOptConfig:
 
 def validate(config) -> None:
     build_config(config)
+    memory_args(config)
     io_utils.parse_list(config.prompts, "--config.prompts")
     sources.validate(config)
     if config.pairing not in ("product", "zip"):
@@ -50,7 +53,9 @@ def run(config, workdir: str) -> dict:
     pairs = lo.make_pairs(n, p, config.pairing)
     print(f"optimising {len(pairs[0])} (source, prompt) pairs x {cfg.steps} steps, all pairs in each compiled step "
           f"({cfg.space}, lr {cfg.lr}, l2 {cfg.l2_lambda}, id {cfg.id_lambda})")
-    edited, m = lo.optimize(G, clip, w_src, text, cfg, arc=arc, pairs=pairs)
+    edited, m = lo.optimize(G, clip, w_src, text, cfg, arc=arc, pairs=pairs, **memory_args(config))
+    if not is_writer():  # several processes: process 0 writes
+        return {}
     return write_outputs(G, workdir, w_src, labels, prompts, pairs, edited, m, cfg, config.pairing, photos)
 
 
