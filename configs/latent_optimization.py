@@ -30,9 +30,9 @@ def get_config(arg=None):
     c.mode = "edit"                          # edit | free_generation
     c.space = "wplus"                        # wplus | s
     c.optim = config_dict.ConfigDict()
-    c.optim.lr = 0.01 if preset == "shapes" else 0.1
+    c.optim.lr = 0.05 if preset == "shapes" else 0.1
     c.optim.steps = 300
-    c.optim.l2_lambda = 0.008
+    c.optim.l2_lambda = 0.02 if preset == "shapes" else 0.008
     c.optim.id_lambda = 0.0                  # > 0 needs --config.arcface
     c.optim.precision = "float32"            # generator convs: float32 | bfloat16 (bf16 inputs, f32 accumulation)
     c.report_every = 50

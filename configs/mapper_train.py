@@ -48,7 +48,7 @@ def get_config(arg=None):
     c.mapper.pixelnorm_axis = "rows"            # rows = official PixelNorm over the w+ rows; features
     c.optim = config_dict.ConfigDict()
     c.optim.optimizer = "adam" if shapes else "ranger"
-    c.optim.lr = 0.5
+    c.optim.lr = 0.05 if shapes else 0.5        # shapes world: 0.5 overshoots (every sample green, shapes lost)
     c.optim.batch_size = 2
     c.optim.max_steps = 400 if shapes else 50_000
     c.loss = config_dict.ConfigDict()

@@ -10,11 +10,11 @@ ASSETS = pathlib.Path(__file__).resolve().parent / "assets"
 
 SHAPES_GENERATOR = ASSETS / "shapes_generator"            # converted StyleGAN2 folder (orbax + config.json)
 SHAPES_CLIP = ASSETS / "shapes_clip"                      # Hugging Face CLIP folder
-SHAPES_ENCODER = ASSETS / "shapes_encoder"                # converted e4e-style encoder folder (not shipped yet)
+SHAPES_ENCODER = ASSETS / "shapes_encoder"                # converted e4e-style encoder folder
 SHAPES_GLOBAL_DIRECTION = ASSETS / "shapes_global_direction"  # StyleSpace stats + fs3 of the shapes world
 # the default precomputation of the shapes world (configs/global_direction.py), as the job caches it
 SHAPES_STATS = SHAPES_GLOBAL_DIRECTION / "stats_n100000_psi0.7_cut8_seed5.npz"
-SHAPES_FS3 = SHAPES_GLOBAL_DIRECTION / "fs3_m100_a5.0_resNone_float32_clip39a17637" / "fs3.npy"
+SHAPES_FS3 = SHAPES_GLOBAL_DIRECTION / "fs3_m100_a5.0_resNone_float32_clip6d33ec19" / "fs3.npy"
 IMAGENET_TEMPLATES = ASSETS / "imagenet_templates.json"   # StyleCLIP's 79 prompt templates
 
 SHAPES = "shapes"  # the name every loader accepts for the shipped world

@@ -140,6 +140,17 @@ def mean_saturation(images, bg_tol: float = 0.15) -> np.ndarray:
     return (mask * s).sum(axis=(1, 2)) / np.maximum(mask.sum(axis=(1, 2)), 1)
 
 
+def half_contrast_mask(images, min_contrast: float = 0.15) -> np.ndarray:
+    """(N, H, W) bool: pixels whose difference from the background colour (max abs channel difference) is more
+    than half the image's contrast (the 95th percentile of that difference). On a render this is coverage
+    >= 0.5, the shape's true outline; on a soft-edged generated image it is the outline at half height instead
+    of the halo ``shape_mask`` also takes in. Empty when the contrast is below ``min_contrast``."""
+    x = _to01(images)
+    d = np.abs(x - background_colour(images)[:, None, None, :]).max(-1)
+    top = np.percentile(d.reshape(len(d), -1), 95, axis=1)[:, None, None]
+    return (d > 0.5 * top) & (top > min_contrast)
+
+
 def mask_iou(a, b, bg_tol: float = 0.15) -> np.ndarray:
     """(N,) IoU of the shape masks of image sets ``a`` and ``b`` (same shape), 1 when both are empty."""
     ma, mb = shape_mask(a, bg_tol), shape_mask(b, bg_tol)
@@ -163,15 +174,15 @@ def _templates():
     return np.array(shapes, np.int64), np.array(rots, np.float64)
 
 
-def shape_of(images, bg_tol: float = 0.15, chunk: int = 64) -> np.ndarray:
+def shape_of(images, chunk: int = 64) -> np.ndarray:
     """(N,) index into SHAPES of each image's shape, from its shape mask alone (no colour, no labels).
 
-    Template matching: the mask's pixel count gives the equal-area size and its centroid the centre;
+    Template matching on the ``half_contrast_mask``: its pixel count gives the equal-area size and its centroid the centre;
     every shape is rendered there (squares and triangles at rotations ``_ROT_STEP`` degrees apart over
     their period) and the shape of the template with the highest IoU with the mask wins. -1 for an
     image without shape pixels.
     """
-    mask = shape_mask(images, bg_tol)
+    mask = half_contrast_mask(images)
     n, hgt, wid = mask.shape
     area = mask.sum(axis=(1, 2)).astype(np.float64)
     yy, xx = np.mgrid[0:hgt, 0:wid] + 0.5
