@@ -90,41 +90,33 @@ def _models_and_direction_data():
     return c, G, clip, mean, std, fs3
 
 
+def _reached(res, names, hit, before):
+    """Per target p of a study: among the samples whose ``edit_report[before]`` is not p, how many satisfy
+    ``hit(report, p)`` at some alpha of STUDY_ALPHAS, and the median first such alpha."""
+    out = {}
+    for p, name in enumerate(names):
+        reps = [M.edit_report(res["source"], res["edited"][p, a, 0]) for a in range(len(STUDY_ALPHAS))]
+        hits = np.stack([hit(r, p) for r in reps])  # (A, N)
+        todo = reps[0][before] != p
+        done = hits.any(0) & todo
+        first = np.asarray(STUDY_ALPHAS)[hits.argmax(0)]
+        out[name] = {"others": int(todo.sum()), "became": int(done.sum()),
+                     "fraction": float(done.sum() / max(1, todo.sum())),
+                     "median_alpha": float(np.median(first[done])) if done.any() else None}
+    return out
+
+
 def colours(seeds=HELD_OUT):
     c, G, clip, mean, std, fs3 = _models_and_direction_data()
-    ws = _ws(G, seeds)
-    res = _study(G, clip, ws, [("a shape", f"a {col} shape") for col in R.COLOURS], fs3, mean, std, c.beta)
-    out = {}
-    for p, col in enumerate(R.COLOURS):
-        k = R.COLOURS.index(col)
-        success = np.zeros(len(seeds), bool)
-        first_alpha = np.full(len(seeds), np.nan)
-        for a, alpha in enumerate(STUDY_ALPHAS):
-            rep = M.edit_report(res["source"], res["edited"][p, a, 0])
-            hit = (rep["colour_after"] == k) & (rep["iou"] >= IOU_KEPT) & (rep["saturation_ratio"] >= 0.8)
-            first_alpha = np.where(hit & ~success, alpha, first_alpha)
-            success |= hit
-        todo = rep["colour_before"] != k
-        out[col] = {"others": int(todo.sum()), "became": int((success & todo).sum()),
-                    "fraction": float((success & todo).sum() / max(1, todo.sum())),
-                    "median_alpha": float(np.nanmedian(first_alpha[todo & success])) if (todo & success).any() else None}
-    return out
+    res = _study(G, clip, _ws(G, seeds), [("a shape", f"a {col} shape") for col in R.COLOURS], fs3, mean, std, c.beta)
+    return _reached(res, R.COLOURS, lambda r, k: (r["colour_after"] == k) & (r["iou"] >= IOU_KEPT)
+                    & (r["saturation_ratio"] >= 0.8), "colour_before")
 
 
 def shapes(seeds=HELD_OUT):
     c, G, clip, mean, std, fs3 = _models_and_direction_data()
-    ws = _ws(G, seeds)
-    res = _study(G, clip, ws, [("a shape", f"a {s}") for s in R.SHAPES], fs3, mean, std, c.beta)
-    out = {}
-    for p, s in enumerate(R.SHAPES):
-        success = np.zeros(len(seeds), bool)
-        for a in range(len(STUDY_ALPHAS)):
-            rep = M.edit_report(res["source"], res["edited"][p, a, 0])
-            success |= (rep["shape_after"] == p) & (rep["hue_shift"] <= 30.0)
-        todo = rep["shape_before"] != p
-        out[s] = {"others": int(todo.sum()), "became": int((success & todo).sum()),
-                  "fraction": float((success & todo).sum() / max(1, todo.sum()))}
-    return out
+    res = _study(G, clip, _ws(G, seeds), [("a shape", f"a {s}") for s in R.SHAPES], fs3, mean, std, c.beta)
+    return _reached(res, R.SHAPES, lambda r, k: (r["shape_after"] == k) & (r["hue_shift"] <= 30.0), "shape_before")
 
 
 def latent_optimization(seeds=range(60)):

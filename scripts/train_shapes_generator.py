@@ -25,7 +25,7 @@ checkpointed every ``--ckpt-every`` minutes to ``--state`` and rerunning the sam
 At the end the generator is written with ``checkpoints.save_params`` to ``--out``
 (default: the package asset folder ``styleclip_jax/assets/shapes_generator``).
 
-Reproduce:  python scripts/train_shapes_generator.py --minutes 40
+Reproduce: the command in styleclip_jax/assets/shapes_generator/TRAINING.md (or scripts/rebuild_shapes_world.sh).
 """
 from __future__ import annotations
 

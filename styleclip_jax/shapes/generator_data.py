@@ -81,7 +81,7 @@ def shape_decisive_pixels(attrs: dict) -> np.ndarray:
     every shape k drawn at the same size, centre and rotation. Training weights these pixels up: equal-area
     shapes differ in few pixels, so a plain pixel loss hardly tells the generator which shape to draw."""
     n = len(np.atleast_1d(attrs["shape"]))
-    cov = np.stack([R._coverage(np.full(n, k), *(np.atleast_1d(attrs[key]).astype(np.float64)
+    cov = np.stack([R.coverage(np.full(n, k), *(np.atleast_1d(attrs[key]).astype(np.float64)
                                                   for key in ("size", "cx", "cy", "rotation")),
                                 R.IMAGE_SIZE, 2) for k in range(N_SHAPES)])
     return cov.max(0) - cov.min(0)

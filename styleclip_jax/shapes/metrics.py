@@ -197,7 +197,7 @@ def shape_of(images, chunk: int = 64) -> np.ndarray:
         sl = slice(i, min(n, i + chunk))
         m = sl.stop - sl.start
         rep = lambda a: np.repeat(a[sl], k)  # noqa: E731
-        cov = R._coverage(np.tile(t_shape, m), rep(size), rep(cx), rep(cy), np.tile(t_rot, m), hgt, 2)
+        cov = R.coverage(np.tile(t_shape, m), rep(size), rep(cx), rep(cy), np.tile(t_rot, m), hgt, 2)
         tmpl = cov.reshape(m, k, hgt, wid) >= 0.5
         mk = mask[sl][:, None]
         iou = (tmpl & mk).sum(axis=(2, 3)) / np.maximum((tmpl | mk).sum(axis=(2, 3)), 1)

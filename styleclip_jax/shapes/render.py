@@ -202,7 +202,7 @@ _DEFAULTS = {"size": 7.0, "cx": IMAGE_SIZE / 2.0, "cy": IMAGE_SIZE / 2.0, "rotat
              "saturation": 0.85, "brightness": 0.95}
 
 
-def _coverage(shape, size, cx, cy, rotation, image_size, ss):
+def coverage(shape, size, cx, cy, rotation, image_size, ss):
     """Anti-aliased coverage (N, H, W) in [0, 1]."""
     n = shape.shape[0]
     g = (np.arange(image_size * ss, dtype=np.float64) + 0.5) / ss  # sub-pixel centres in pixel units
@@ -251,7 +251,7 @@ def render_layers(attrs: dict, image_size: int = IMAGE_SIZE, chunk: int = 512):
     cov = np.empty((n, image_size, image_size), np.float64)
     for i in range(0, n, chunk):
         sl = slice(i, i + chunk)
-        cov[sl] = _coverage(s[sl], cont["size"][sl] * scale, cont["cx"][sl] * scale, cont["cy"][sl] * scale,
+        cov[sl] = coverage(s[sl], cont["size"][sl] * scale, cont["cx"][sl] * scale, cont["cy"][sl] * scale,
                             cont["rotation"][sl], image_size, SUPERSAMPLE)
     fg = hsv_to_rgb(hue, cont["saturation"], cont["brightness"])
     bg = np.repeat(np.clip(level, 0.0, 1.0)[:, None], 3, axis=1)
