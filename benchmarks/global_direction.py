@@ -2,6 +2,13 @@
 
     python benchmarks/global_direction.py                                  # CPU-friendly defaults
     python benchmarks/global_direction.py --configs=256,1024 --block=16 --images=100 --precision=float32,bfloat16
+    python benchmarks/global_direction.py --configs=1024 --sweep-blocks=4 --precision=bfloat16   # the library sweep
+
+With --sweep-blocks=N it instead runs the library's `channel_relevance` itself (100 images, blocks of 16
+channels, the images per call fitted to the device's free memory x --memory-fraction) for N blocks of the first
+layer after a one-block warm-up, and prints its channel*images/s and two full-sweep figures: an upper bound
+(every channel priced like the first layer's, whose suffix renders the most layers) and the FLOP-scaled
+estimate.
 
 Each channel x image costs two suffix renders (from the perturbed layer on) plus two CLIP
 embeddings. Timed on a middle layer and on the first 1024-px layer; the full estimate
@@ -32,6 +39,39 @@ def suffix_macs(G, start: int) -> float:
     return 2 * sum(layer_macs(l) for l in G.layout[start:])
 
 
+def library_sweep(name, blocks, precisions, images, fraction):
+    """Time `channel_relevance` as the global_direction job runs it (memory-fitted batch) on the first layer."""
+    import time
+    G = random_generator(name)
+    clip = vit_b32_clip("normalized")
+    ws = gd.sample_ws(G, images, seed=0)
+    s = {k: np.asarray(v) for k, v in G.w_to_s(ws).items()}
+    mean = {k: v.mean(0) for k, v in s.items()}
+    std = {k: v.std(0) + 0.1 for k, v in s.items()}
+    edit = [l for l in G.layout if not l.is_torgb]
+    clip_macs = CLIP_VIT_B32_GFLOP / 2 * 1e9 * 2
+    headers = ["config", "precision", "warm-up s (fit+compile+1 block)", "blocks timed", "chan*img/s (layer 0)",
+               "full sweep min (upper bound)", "full sweep min (FLOP-scaled)"]
+    rows = []
+    for prec in precisions:
+        kw = dict(num_images=images, ws=ws, block_size=16, precision=prec, memory_fraction=fraction)
+        t0 = time.perf_counter()
+        gd.channel_relevance(G, clip, mean, std, stop_after_blocks=1, **kw)
+        warm = time.perf_counter() - t0
+        with device_lock():
+            t0 = time.perf_counter()
+            gd.channel_relevance(G, clip, mean, std, stop_after_blocks=blocks, **kw)
+            sec = time.perf_counter() - t0
+        per = sec / (blocks * 16 * images)  # s per channel*image on the first layer (prefix included)
+        total_ch = sum(l.channels for l in edit)
+        b = per / (suffix_macs(G, edit[0].index) + clip_macs)
+        scaled = sum(l.channels * images * b * (suffix_macs(G, l.index) + clip_macs) for l in edit)
+        rows.append([f"{name}px", prec, fmt(warm, ".1f"), blocks, fmt(1 / per, ".1f"),
+                     fmt(total_ch * images * per / 60, ".1f"), fmt(scaled / 60, ".1f")])
+        emit(headers, rows[-1])
+    print_table(rows, headers)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--configs", default="256")
@@ -40,8 +80,16 @@ def main():
     ap.add_argument("--layers", default="auto", help="comma list of S layer indices to time (auto: 3)")
     ap.add_argument("--precision", default="float32", help="comma list of float32,bfloat16")
     ap.add_argument("--iters", type=int, default=2)
+    ap.add_argument("--sweep-blocks", type=int, default=0, help="> 0: time the library sweep instead (see above)")
+    ap.add_argument("--sweep-images", type=int, default=100)
+    ap.add_argument("--memory-fraction", type=float, default=0.9)
     args = ap.parse_args()
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()})", flush=True)
+    if args.sweep_blocks > 0:
+        for name in args.configs.split(","):
+            library_sweep(name, args.sweep_blocks, args.precision.split(","), args.sweep_images,
+                          args.memory_fraction)
+        return
     clip = vit_b32_clip("normalized")
     # model FLOPs of a channel*image: two suffix renders + two CLIP embeddings (XLA's count printed beside
     # it does not see inside cuDNN convolutions on GPUs); TFLOP/s and the fraction of peak use the model

@@ -84,6 +84,10 @@ def main():
     ap.add_argument("--steps", type=int, default=4, help="steps per timed run (edits/s assume 300)")
     ap.add_argument("--rounds", "--iters", type=int, default=2, help="alternating rounds (medians are printed)")
     ap.add_argument("--no-scan", action="store_true", help="skip the rolled-scan row (one more compile)")
+    ap.add_argument("--no-optimize", action="store_true",
+                    help="skip the end-to-end optimize row (on a GPU it first fits the pairs per program to the "
+                         "free memory: two or three more compiles)")
+    ap.add_argument("--remat", action="store_true", help="recompute inside synthesis layers (LatentOptConfig.remat)")
     ap.add_argument("--precision", default="highest", choices=["highest", "default", "bfloat16"],
                     help="highest: float32; default: TF32 on GPUs; bfloat16: generator convs in bf16 (f32 "
                          "accumulation), the rest TF32")
@@ -96,7 +100,7 @@ def main():
     rows = []
     for name in args.configs.split(","):
         G = random_generator(name)
-        cfg = lo.LatentOptConfig(steps=S, lr=0.1, precision=generator_precision(args.precision))
+        cfg = lo.LatentOptConfig(steps=S, lr=0.1, precision=generator_precision(args.precision), remat=args.remat)
         k = lo.steps_per_call(cfg)
         for b in [int(x) for x in args.batches.split(",")]:
             w = G.mapping(jax.random.normal(jax.random.PRNGKey(1), (b, 512)), truncation_psi=0.7)
@@ -117,19 +121,21 @@ def main():
             compile_s = []
             for fn in (run_step, run_loop) + (() if args.no_scan else (lambda n: scan(G, clip, w, t),)):
                 t0 = time.perf_counter()
-                jax.block_until_ready(fn(k))  # compiles (the scan runs all S steps)
+                jax.block_until_ready(fn(S))  # compiles every chunk length the timed runs use (the scan: all S)
                 compile_s.append(time.perf_counter() - t0)
-            lo.optimize(G, clip, w, t, cfg, verbose=False)  # compiles before/after
+            if not args.no_optimize:
+                lo.optimize(G, clip, w, t, cfg, verbose=False)  # compiles before/after
             res = {"step": [], "loop": [], "scan": [], "optimize": []}
             for r in range(args.rounds):
                 res["step"].append(time_steps(run_step, S))
                 res["loop"].append(time_steps(run_loop, S))
                 if not args.no_scan:
                     res["scan"].append(time_steps(lambda n: scan(G, clip, w, t), S))
-                with device_lock():
-                    t0 = time.perf_counter()
-                    lo.optimize(G, clip, w, t, cfg, verbose=False)
-                    res["optimize"].append((time.perf_counter() - t0) / S)
+                if not args.no_optimize:
+                    with device_lock():
+                        t0 = time.perf_counter()
+                        lo.optimize(G, clip, w, t, cfg, verbose=False)
+                        res["optimize"].append((time.perf_counter() - t0) / S)
                 print(f"  round {r}: " + ", ".join(f"{kk} {v[-1] * 1e3:.0f} ms/step" for kk, v in res.items() if v),
                       flush=True)
             med = {kk: statistics.median(v) if v else None for kk, v in res.items()}
@@ -138,7 +144,7 @@ def main():
             achieved = model / med["loop"]
             rows.append([f"{name}px", b, k, fmt(med["step"] * 1e3, ".0f"), fmt(med["loop"] * 1e3, ".0f"),
                          fmt(ratio("loop"), ".2f"), fmt(med["scan"] and med["scan"] * 1e3, ".0f"),
-                         fmt(ratio("scan"), ".2f"), fmt(med["optimize"] * 1e3, ".0f"),
+                         fmt(ratio("scan"), ".2f"), fmt(med["optimize"] and med["optimize"] * 1e3, ".0f"),
                          " ".join(f"{c:.0f}" for c in compile_s), fmt(300 * med["loop"] / b, ".1f"),
                          fmt(achieved / 1e12, ".3f"), fmt(peak and achieved / peak, ".1%")])
             emit(headers, rows[-1])

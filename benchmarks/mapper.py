@@ -72,7 +72,8 @@ def loop_vs_step(G, clip, state, text, b, mcfg, tcfg, n, rounds):
         jax.block_until_ready(s)
         return time.perf_counter() - t0
 
-    run_loop(1)  # warm-up: the loop's own jitted helpers (batch_indices) and the train state init
+    run_loop(n)  # warm-up with the timed length: the loop's own programs (train step for its inputs, helpers)
+    run_step(1)  # warm-up: train_step for these (unsharded) inputs
     loops, steps = [], []
     for r in range(rounds):
         with device_lock():
@@ -94,6 +95,7 @@ def main(argv=None):
     ap.add_argument("--loop-steps", type=int, default=3, help="steps per timed round of loop vs step (0: skip)")
     ap.add_argument("--rounds", type=int, default=2, help="alternating loop/step rounds")
     ap.add_argument("--infer-batches", default="1" if on_cpu else "1,8", help="inference batch sizes ('' for none)")
+    ap.add_argument("--remat", action="store_true", help="recompute inside synthesis layers (MapperTrainConfig.remat)")
     ap.add_argument("--precision", default="highest", choices=["highest", "default", "bfloat16"],
                     help="highest: float32; default: TF32 on GPUs; bfloat16: generator convs in bf16 (f32 "
                          "accumulation), the rest TF32")
@@ -104,7 +106,8 @@ def main(argv=None):
     print(f"ViT-B/32 random CLIP built in {time.perf_counter() - t0:.1f} s; "
           f"K={args.prompts} prompt(s), {args.optimizer}, {args.iters} iters")
     K = args.prompts
-    tcfg = M.MapperTrainConfig(optimizer=args.optimizer, precision=generator_precision(args.precision))
+    tcfg = M.MapperTrainConfig(optimizer=args.optimizer, precision=generator_precision(args.precision),
+                               remat=args.remat)
     train_rows, infer_rows = [], []
     for name in args.sizes.split(","):
         gcfg = GENERATORS[name]

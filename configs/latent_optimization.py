@@ -35,5 +35,6 @@ def get_config(arg=None):
     c.optim.l2_lambda = 0.02 if preset == "shapes" else 0.008
     c.optim.id_lambda = 0.0                  # > 0 needs --config.arcface
     c.optim.precision = "float32"            # generator convs: float32 | bfloat16 (bf16 inputs, f32 accumulation)
+    c.optim.remat = False                    # recompute inside synthesis layers in the backward pass: less memory
     c.report_every = 50
     return c

@@ -24,10 +24,27 @@ import jax
 from .errors import ConfigError
 
 
+# what `program_bytes` returns for a program whose compilation itself ran out of device memory
+DOES_NOT_FIT = 1 << 62
+
+
+def _out_of_memory(err: Exception) -> bool:
+    return "RESOURCE_EXHAUSTED" in str(err) or "Out of memory" in str(err)
+
+
 def program_bytes(jitted, *args, **kwargs) -> int:
     """Bytes per device that the compiled `jitted(*args, **kwargs)` holds at its peak: arguments + outputs +
-    temporaries - donated (aliased) buffers, from `compiled.memory_analysis()`. Args may be abstract."""
-    stats = jitted.lower(*args, **kwargs).compile().memory_analysis()
+    temporaries - donated (aliased) buffers, from `compiled.memory_analysis()`. Args may be abstract.
+
+    On GPUs compiling runs cuDNN autotuning, which allocates real buffers: a candidate batch far too big for the
+    device can fail to COMPILE with RESOURCE_EXHAUSTED (seen on an H100, benchmarks/results/2026-12-06_h100/
+    run2_global_direction.txt). Such a program does not fit: DOES_NOT_FIT is returned instead of the error."""
+    try:
+        stats = jitted.lower(*args, **kwargs).compile().memory_analysis()
+    except Exception as e:  # jax.errors.JaxRuntimeError (XlaRuntimeError in older jax)
+        if _out_of_memory(e):
+            return DOES_NOT_FIT
+        raise
     if stats is None:  # a backend without the analysis
         return 0
     return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes

@@ -125,6 +125,22 @@ def test_grad_through_mapping_and_stylespace(G):
     assert np.all(np.isfinite(g)) and np.abs(g).max() > 0
 
 
+def test_remat_synthesis_has_the_same_values_and_gradients(G):
+    """remat=True (jax.checkpoint per S layer: less memory in the backward pass) changes no number."""
+    ws = G.mapping(jax.random.normal(jax.random.PRNGKey(4), (2, G.cfg.z_dim)), truncation_psi=0.7)
+    target = jax.random.normal(jax.random.PRNGKey(5), (2, G.cfg.img_resolution, G.cfg.img_resolution, 3))
+
+    def loss(ws, remat):
+        img = gen.synthesis(G.params, G.cfg, ws, "random", jax.random.PRNGKey(6), remat=remat)
+        return jnp.sum(jnp.square(img - target)), img
+
+    (l0, img0), g0 = jax.jit(jax.value_and_grad(lambda w: loss(w, False), has_aux=True))(ws)
+    (l1, img1), g1 = jax.jit(jax.value_and_grad(lambda w: loss(w, True), has_aux=True))(ws)
+    np.testing.assert_allclose(np.asarray(img1), np.asarray(img0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(g1), np.asarray(g0), rtol=1e-5, atol=1e-5)  # float rounding
+    assert float(jnp.max(jnp.abs(g0))) > 0
+
+
 def test_truncation_cutoff_rows(G):
     w = G.mapping(z(2))
     wc = G.mapping(z(2), truncation_psi=0.0, truncation_cutoff=3)

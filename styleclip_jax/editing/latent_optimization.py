@@ -49,6 +49,7 @@ class LatentOptConfig:
     report_every: int = 50
     precision: str = "float32"  # generator convs: "float32" or "bfloat16" (bf16 inputs, f32 accumulation)
     steps_per_call: Optional[int] = None  # Adam steps per compiled call; None: see `steps_per_call()`
+    remat: bool = False  # recompute inside every synthesis layer in the backward pass (less memory, see README)
 
     def validate(self):
         ops.modconv_for(self.precision)  # validates
@@ -93,9 +94,10 @@ def render(G, var, frozen, cfg):
     toRGB ones; `cfg` gives space, precision and noise_mode (LatentOptConfig, invert.RefineConfig)."""
     from ..models.generator import synthesis, synthesis_from_s
     modconv = ops.modconv_for(cfg.precision)
+    remat = getattr(cfg, "remat", False)
     if cfg.space == "wplus":
-        return synthesis(G.params, G.cfg, var, cfg.noise_mode, modconv=modconv)
-    return synthesis_from_s(G.params, G.cfg, {**var, **frozen}, cfg.noise_mode, modconv=modconv)
+        return synthesis(G.params, G.cfg, var, cfg.noise_mode, modconv=modconv, remat=remat)
+    return synthesis_from_s(G.params, G.cfg, {**var, **frozen}, cfg.noise_mode, modconv=modconv, remat=remat)
 
 
 def _clip_embed(clip, images):

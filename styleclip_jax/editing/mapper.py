@@ -179,6 +179,8 @@ class MapperTrainConfig:
       noise_mode: generator noise (``"const"`` = official ``randomize_noise=False``).
       precision: generator convolutions in ``"float32"`` (default) or ``"bfloat16"`` (bf16 inputs, float32
         accumulation; ``ops.modconv_for``).
+      remat: recompute inside every synthesis layer in the backward pass (``jax.checkpoint``): less memory
+        per image, about one more forward of compute (README, "Scaling out").
     """
     optimizer: str = "ranger"
     lr: float = 0.5
@@ -188,6 +190,7 @@ class MapperTrainConfig:
     id_lambda: float = 0.0
     noise_mode: str = "const"
     precision: str = "float32"
+    remat: bool = False
 
     def validate(self):
         ops.modconv_for(self.precision)  # validates
@@ -235,9 +238,9 @@ def init_train_state(init_key, data_key, mcfg: MapperConfig, tcfg: MapperTrainCo
             "best_step": jnp.full((num_prompts,), -1, jnp.int32)}
 
 
-def _render(G, w, noise_mode, precision="float32"):
+def _render(G, w, noise_mode, precision="float32", remat=False):
     from ..models.generator import synthesis
-    return synthesis(G.params, G.cfg, w, noise_mode, modconv=ops.modconv_for(precision))
+    return synthesis(G.params, G.cfg, w, noise_mode, modconv=ops.modconv_for(precision), remat=remat)
 
 
 def _id_features(arc, images):
@@ -259,7 +262,7 @@ def mapper_loss(params, w, x_feats_id, text_emb, *, G, clip, arc, mcfg: MapperCo
     """
     from ..models.clip import clip_loss_from_features, image_features
     w_hat = w + STEP_SCALE * apply_mapper(params, w, mcfg)
-    x_hat = _render(G, w_hat, tcfg.noise_mode, tcfg.precision)
+    x_hat = _render(G, w_hat, tcfg.noise_mode, tcfg.precision, tcfg.remat)
     e = image_features(clip.params, x_hat, module=clip.module, preprocess=clip.preprocess)
     c_loss = jnp.mean(clip_loss_from_features(e, text_emb[None], clip.params["logit_scale"]))
     l2 = jnp.mean(jnp.square(w_hat - w))

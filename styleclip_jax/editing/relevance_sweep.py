@@ -29,6 +29,16 @@ from ..models import ops
 from ..models.generator import synthesis_layers
 
 
+# XLA's bytes for a sweep call, by everything that decides them (shapes, settings, device count): a second
+# sweep in the same process (a study, a benchmark, a resumed run) skips the probe compiles
+_BYTES_CACHE: Dict[tuple, int] = {}
+
+
+def _shapes_key(tree) -> tuple:
+    return tuple((jax.tree_util.keystr(p), tuple(np.shape(x)), str(getattr(x, "dtype", "")))
+                 for p, x in jax.tree_util.tree_leaves_with_path(tree))
+
+
 def _progress(total, desc, enabled=True):
     if enabled and jax.process_index() == 0:
         from tqdm import tqdm
@@ -243,8 +253,15 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
     avail = memory.available_bytes(memory_fraction, memory_budget, mesh.devices.flat[0])
     if avail is not None and plan.units:
         li0 = plan.units[0][0]
+        key0 = (_shapes_key(G.params), json.dumps(G.config, sort_keys=True, default=str), _shapes_key(clip.params),
+                getattr(clip, "preprocess", None), li0, float(alpha), noise_mode, precision, nd, jax.default_backend())
 
         def need(n_img, n_ch):  # bytes per device of one call of the first layer's program
+            if (key0, n_img, n_ch) not in _BYTES_CACHE:
+                _BYTES_CACHE[(key0, n_img, n_ch)] = probe(n_img, n_ch)
+            return _BYTES_CACHE[(key0, n_img, n_ch)]
+
+        def probe(n_img, n_ch):
             f, pre = fn_for(li0)
             st = {k: jax.ShapeDtypeStruct((n_img,) + v.shape[1:], v.dtype, sharding=repl) for k, v in s_all.items()}
             state = jax.eval_shape(pre, G_r, {k: st[k] for k in st if k in names_before[li0]})

@@ -17,7 +17,8 @@ def build_config(config) -> lo.LatentOptConfig:
     o = config.optim
     cfg = lo.LatentOptConfig(mode=config.mode, space=config.space, lr=float(o.lr), steps=int(o.steps),
                              l2_lambda=float(o.l2_lambda), id_lambda=float(o.id_lambda),
-                             report_every=max(1, int(config.report_every)), precision=str(o.precision))
+                             report_every=max(1, int(config.report_every)), precision=str(o.precision),
+                             remat=bool(o.remat))
     try:
         cfg.validate()
     except ValueError as e:

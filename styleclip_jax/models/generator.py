@@ -278,24 +278,30 @@ def _noise_keys(config, noise_key):
 
 def synthesis_layers(params, config: GeneratorConfig, s: Mapping[str, jnp.ndarray], start: int = 0,
                      stop: Optional[int] = None, state=(None, None), noise_mode="const",
-                     noise_key=None, modconv=ops.modulated_conv2d):
+                     noise_key=None, modconv=ops.modulated_conv2d, remat: bool = False):
     """Run S layers [start, stop) from `state` = (x, img); returns the state after them.
 
     With start=0, stop=None and state=(None, None) this is the whole synthesis network; splitting
     the range lets callers reuse the activations before a layer (global-direction sweep).
+    remat: wrap every S layer in `jax.checkpoint`, so a gradient keeps only the layers' inputs and
+    recomputes what is inside a layer (padded, up-sampled and pre-activation tensors) in the backward
+    pass: same values, less memory, about one more forward of compute.
     """
     layers = config.layout
     stop = len(layers) if stop is None else stop
     keys = _noise_keys(config, noise_key)
     x, img = state
     for l in layers[start:stop]:
-        x, img = apply_layer(params, config, l, jnp.asarray(s[l.name], jnp.float32), x, img,
-                             noise_mode, keys.get(l.name), modconv)
+        def layer(p, style, x, img, key, l=l):
+            return apply_layer(p, config, l, style, x, img, noise_mode, key, modconv)
+        if remat:
+            layer = jax.checkpoint(layer)
+        x, img = layer(params, jnp.asarray(s[l.name], jnp.float32), x, img, keys.get(l.name))
     return x, img
 
 
 def synthesis_from_s(params, config: GeneratorConfig, s: Mapping[str, jnp.ndarray], noise_mode="const",
-                     noise_key=None, modconv=ops.modulated_conv2d):
+                     noise_key=None, modconv=ops.modulated_conv2d, remat: bool = False):
     """StyleSpace dict {name: (N, C)} -> images (N, R, R, img_channels), NHWC, official scale (~[-1, 1])."""
     missing = [l.name for l in config.layout if l.name not in s]
     if missing:
@@ -303,14 +309,15 @@ def synthesis_from_s(params, config: GeneratorConfig, s: Mapping[str, jnp.ndarra
     for l in config.layout:
         if tuple(np.shape(s[l.name]))[-1:] != (l.channels,):
             raise ValueError(f"synthesis_from_s: S layer {l.name} must be (N, {l.channels}), got {np.shape(s[l.name])}")
-    _, img = synthesis_layers(params, config, s, noise_mode=noise_mode, noise_key=noise_key, modconv=modconv)
+    _, img = synthesis_layers(params, config, s, noise_mode=noise_mode, noise_key=noise_key, modconv=modconv,
+                              remat=remat)
     return img
 
 
 def synthesis(params, config: GeneratorConfig, ws, noise_mode="const", noise_key=None,
-              modconv=ops.modulated_conv2d):
+              modconv=ops.modulated_conv2d, remat: bool = False):
     """ws (N, num_ws, w_dim) -> images (N, R, R, img_channels), NHWC float32, official scale."""
-    return synthesis_from_s(params, config, w_to_s(params, config, ws), noise_mode, noise_key, modconv)
+    return synthesis_from_s(params, config, w_to_s(params, config, ws), noise_mode, noise_key, modconv, remat)
 
 
 def synthesis_ref(params, config, ws, noise_mode="const", noise_key=None):
