@@ -56,7 +56,7 @@ def bench_refine(name, batches, steps, iters):
         targets = jax.random.uniform(jax.random.PRNGKey(2), (b, G.resolution, G.resolution, 3), minval=-1, maxval=1)
 
         def run(G, w, targets):
-            return invert._refine_compiled(G, None, w, {}, targets, hyper, cfg)
+            return invert._refine_compiled(G, None, w, {}, targets, jnp.ones((b,), jnp.float32), hyper, cfg)
         compiled, flops, csec = compile_once(run, G, w, targets)
         sec = time_fn(compiled, G, w, targets, iters=iters)
         step = sec / steps  # includes the before/after renders: 2 extra forwards per program

@@ -30,7 +30,8 @@ def get_config(arg=None):
     c.generator = config_dict.placeholder(str)   # unset: the encoder's .pt (its decoder.*), else "shapes"
     c.arcface = config_dict.placeholder(str)     # model_ir_se50.pth or converted folder (identity loss/metric)
     c.align_landmarks_model = config_dict.placeholder(str)  # dlib 68-landmark predictor: align faces first
-    c.batch_size = 8                             # encoder batch
+    c.batch_size = 8                             # encoder images per call over all devices
+    common.memory(c)
     c.noise_mode = "const"                       # const | none
     c.refine = config_dict.ConfigDict()
     c.refine.steps = 200 if preset == "shapes" else 0

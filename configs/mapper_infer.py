@@ -24,5 +24,6 @@ def get_config(arg=None):
     common.sources(c, preset)
     c.alpha = 1.0                               # scales the 0.1 * M(w) step (0 = no edit)
     c.noise_mode = "const"
-    c.batch_size = 16
+    c.batch_size = 16                           # images per call over all devices (fewer if memory says so)
+    common.memory(c)
     return c

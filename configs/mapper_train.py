@@ -33,6 +33,8 @@ def get_config(arg=None):
     c.seed = 0                                  # mapper init and data order
     c.noise_mode = "const"                      # const = official randomize_noise=False
     c.precision = "float32"                     # generator convs: float32 | bfloat16 (bf16 inputs, f32 accumulation)
+    c.remat = False                             # recompute inside synthesis layers in the backward pass: less memory
+    common.memory(c)                            # a step that does not fit fails before training (needed vs available)
     # data: W+ latents files (.pt/.npy/.npz, (N, num_ws, w_dim)) or samples of the generator
     c.data = config_dict.ConfigDict()
     c.data.latents_train = config_dict.placeholder(str)

@@ -8,11 +8,14 @@ callers drop the padding from the results.
 Several processes (`jax.distributed.initialize`, one per host): a mesh over `jax.devices()` spans all of
 them (mapper training, latent optimisation), or each process runs its own share of independent work units
 on a mesh of its local devices (the fs3 sweep: `process_share`) and the results meet through `allgather`.
-Only process 0 writes files and prints progress (`is_writer`).
+Only process 0 writes files and prints progress (`is_writer`). Row-independent work (statistics, generation,
+encoding, mapper inference, the renders of edit studies) runs through `map_batched` / `iter_batched`: calls
+of a fixed number of rows per device over every device of every process, sized to the free memory.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, TypeVar
+import functools
+from typing import Callable, Iterator, List, Optional, Sequence, TypeVar
 
 import jax
 import numpy as np
@@ -101,6 +104,77 @@ def to_host(tree):
             return np.asarray(multihost_utils.process_allgather(x, tiled=True))
         return np.asarray(x)
     return jax.tree_util.tree_map(one, tree)
+
+
+_BATCHED: dict = {}
+
+
+def _fn_key(fn):
+    if isinstance(fn, functools.partial):  # partials of a module-level function: equal when their arguments are
+        return (fn.func, fn.args, tuple(sorted(fn.keywords.items())))
+    return fn
+
+
+def _jitted(fn, mesh: Mesh):
+    key = (_fn_key(fn), mesh)
+    if key not in _BATCHED:
+        _BATCHED[key] = jax.jit(fn, out_shardings=batch_sharded(mesh))
+    return _BATCHED[key]
+
+
+def batch_plan(fn: Callable, consts, rows, per_device: int, *, devices=None, memory_fraction: float = 0.9,
+               memory_budget: Optional[int] = None, what: str = "rows"):
+    """(mesh, rows per device per call) for `iter_batched`: per_device capped by the rows there are and, where the
+    device reports its memory (or a budget is given), by the largest call that fits (`memory.fit_batch` on XLA's
+    analysis of the compiled call; a call that does not fit at 1 row per device: ConfigError, before running)."""
+    from . import memory
+    mesh = data_mesh(devices)
+    n = int(jax.tree_util.tree_leaves(rows)[0].shape[0])
+    per_device = max(1, min(int(per_device), -(-n // mesh.size)))
+    avail = memory.available_bytes(memory_fraction, memory_budget, mesh.devices.flat[0])
+    if avail is not None and n:
+        f, rep, bat = _jitted(fn, mesh), replicated(mesh), batch_sharded(mesh)
+        c_abs = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype, sharding=rep), consts)
+
+        def bytes_at(b):
+            r_abs = jax.tree_util.tree_map(
+                lambda a: jax.ShapeDtypeStruct((b * mesh.size,) + np.shape(a)[1:], a.dtype, sharding=bat), rows)
+            return memory.program_bytes(f, c_abs, r_abs)
+        per_device = memory.fit_batch(bytes_at, per_device, avail, what + " per device")
+    return mesh, per_device
+
+
+def iter_batched(fn: Callable, consts, rows, per_device: int, *, mesh: Optional[Mesh] = None) -> Iterator:
+    """Yield (start, outputs) of `fn(consts, rows[start:start + call])` for consecutive calls of
+    call = per_device x mesh.size rows, each call's rows split over the devices of every process (`mesh`: default
+    `data_mesh()`), `consts` (parameters) replicated. Outputs come back as numpy on every process, trimmed to the
+    rows there are. fn must treat rows independently (mapping, rendering, encoding): results then equal one
+    device's. The last call is padded by repeating its last row, so every call has one shape (one compile)."""
+    mesh = data_mesh() if mesh is None else mesh
+    call = int(per_device) * mesh.size
+    f, rep, bat = _jitted(fn, mesh), replicated(mesh), batch_sharded(mesh)
+    consts = jax.device_put(consts, rep)
+    n = int(jax.tree_util.tree_leaves(rows)[0].shape[0])
+    for i0 in range(0, n, call):
+        m = min(call, n - i0)
+
+        def take(a):
+            a = np.asarray(a[i0:i0 + m])
+            return np.concatenate([a, np.repeat(a[-1:], call - m, axis=0)]) if m < call else a
+        out = to_host(f(consts, jax.device_put(jax.tree_util.tree_map(take, rows), bat)))
+        yield i0, jax.tree_util.tree_map(lambda a: a[:m], out)
+
+
+def map_batched(fn: Callable, consts, rows, per_device: int, *, devices=None, memory_fraction: float = 0.9,
+                memory_budget: Optional[int] = None, what: str = "rows", verbose: bool = False):
+    """All outputs of `iter_batched`, concatenated along the rows (numpy pytree), with the calls sized by
+    `batch_plan`; verbose: print the `describe` line first (process 0)."""
+    mesh, per = batch_plan(fn, consts, rows, per_device, devices=devices, memory_fraction=memory_fraction,
+                           memory_budget=memory_budget, what=what)
+    if verbose and is_writer():
+        print("  " + describe(mesh, per, what), flush=True)
+    parts = [out for _, out in iter_batched(fn, consts, rows, per, mesh=mesh)]
+    return jax.tree_util.tree_map(lambda *p: np.concatenate(p), *parts)
 
 
 def describe(mesh: Mesh, per_device: int, unit: str) -> str:

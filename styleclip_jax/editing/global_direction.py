@@ -54,9 +54,10 @@ def num_relevance_channels(G, max_resolution: Optional[int] = None) -> int:
 # ------------------------------------------------------------------------------------------------
 # 1. StyleSpace statistics
 # ------------------------------------------------------------------------------------------------
-@jax.jit
-def _styles_of_z(G, z, psi, cutoff):
-    """S of z mapped with truncation psi on rows [:cutoff] (psi traced, so one compile for all psi)."""
+def _styles_of_z(consts, z):
+    """S of z mapped with truncation psi on rows [:cutoff]; consts = (G, psi, cutoff), psi traced (one compile
+    for all psi). Rows are independent (`parallel.map_batched`)."""
+    G, psi, cutoff = consts
     ws = truncate(G.mapping(z, truncation_psi=1.0), G.mean_w(), psi, cutoff)
     return w_to_s(G.params, G.cfg, ws)
 
@@ -72,28 +73,35 @@ def sample_ws(G, num: int, truncation_psi: float = 0.7, truncation_cutoff: Optio
 
 
 def style_stats(G, num_samples: int = 100_000, truncation_psi: float = 0.7, truncation_cutoff: Optional[int] = 8,
-                seed: int = 0, batch_size: int = 2000, progress: bool = False):
+                seed: int = 0, batch_size: int = 2000, progress: bool = False, devices=None,
+                memory_fraction: float = 0.9, memory_budget: Optional[int] = None):
     """Per-channel mean and std (ddof 0) of every S layer over `num_samples` mapped samples.
 
     z = RandomState(seed).randn(num_samples, z_dim) (official: seed 5, 100k, psi 0.7, cutoff 8);
-    computed in jitted batches with float64 accumulation. Returns (mean, std): dicts name -> (C,).
+    computed in jitted calls of about `batch_size` samples split over `devices` (default: every device of
+    every process; `parallel.map_batched`, sized to the free memory), float64 accumulation on the host in
+    sample order. Returns (mean, std): dicts name -> (C,).
     """
+    from .. import parallel
     rs = np.random.RandomState(seed)
     cut = G.num_ws if truncation_cutoff is None else int(truncation_cutoff)
+    z = np.concatenate([rs.randn(min(batch_size, num_samples - i), G.cfg.z_dim).astype(np.float32)
+                        for i in range(0, num_samples, batch_size)])  # the same stream as one batch at a time
+    consts = (G, jnp.float32(truncation_psi), jnp.int32(cut))
+    per_device = -(-int(batch_size) // parallel.data_mesh(devices).size)
+    mesh, per = parallel.batch_plan(_styles_of_z, consts, z, per_device, devices=devices,
+                                    memory_fraction=memory_fraction, memory_budget=memory_budget, what="samples")
+    if progress and parallel.is_writer():
+        print("  " + parallel.describe(mesh, per, "samples"), flush=True)
     sums: Dict[str, np.ndarray] = {}
     sqs: Dict[str, np.ndarray] = {}
-    done = 0
     bar = _progress(num_samples, "S statistics", progress)
-    while done < num_samples:
-        b = min(batch_size, num_samples - done)
-        z = rs.randn(b, G.cfg.z_dim).astype(np.float32)
-        s = _styles_of_z(G, z, jnp.float32(truncation_psi), jnp.int32(cut))
+    for _, s in parallel.iter_batched(_styles_of_z, consts, z, per, mesh=mesh):
         for k, v in s.items():
             v = np.asarray(v, np.float64)
             sums[k] = sums.get(k, 0.0) + v.sum(0)
             sqs[k] = sqs.get(k, 0.0) + (v * v).sum(0)
-        done += b
-        bar.update(b)
+        bar.update(len(next(iter(s.values()))))
     bar.close()
     names = [l.name for l in G.layout]
     mean = {k: (sums[k] / num_samples).astype(np.float32) for k in names}
@@ -176,26 +184,30 @@ def apply(s, delta_s, alpha):
 # ------------------------------------------------------------------------------------------------
 # 4. Batched directional studies
 # ------------------------------------------------------------------------------------------------
-@jax.jit
-def _render_cells(G, s, delta, alphas):
-    """s: (N, C) dicts; delta: (K, C) dicts (K = P*B); alphas (A,) -> images (K, A, N, H, W, 3)."""
+def _render_s_rows(G, s):
+    """Images of StyleSpace rows (a dict of (R, C)); rows are independent (`parallel.map_batched`)."""
     from ..models.generator import synthesis_from_s
-    k = next(iter(delta.values())).shape[0]
-    a = alphas.shape[0]
-    n = next(iter(s.values())).shape[0]
-    edited = {name: (s[name][None, None] + alphas[None, :, None, None] * delta[name][:, None, None, :]
-                     ).reshape(k * a * n, -1) for name in s}
-    img = synthesis_from_s(G.params, G.cfg, edited, "const")
-    return img.reshape(k, a, n, *img.shape[1:])
+    return synthesis_from_s(G.params, G.cfg, s, "const")
+
+
+def _embed_rows(clip, images):
+    """Unit CLIP embeddings of image rows."""
+    return _clip_features(clip, images)
 
 
 def study(G, clip, ws, prompt_pairs: Sequence[Tuple[str, str]], alphas: Sequence[float], betas: Sequence[float],
-          fs3, mean, std, arc=None, max_images_per_call: int = 64):
+          fs3, mean, std, arc=None, max_images_per_call: int = 64, devices=None, memory_fraction: float = 0.9,
+          memory_budget: Optional[int] = None):
     """Edit N images with P (neutral, target) pairs x A alphas x B betas.
+
+    The P*B*A*N edited StyleSpace codes are rendered and CLIP-embedded as rows split over `devices` (default:
+    every device of every process), max_images_per_call per call (fewer where the free memory says so;
+    `parallel.map_batched`): results equal one device's.
 
     Returns dict: source (N,H,W,3), edited (P,A,B,N,H,W,3), num_kept (P,B), mean_abs_delta (P,A,B),
     clip_before (P,N), clip_after (P,A,B,N) (cosine to the target text), id_similarity (P,A,B,N) or None.
     """
+    from .. import parallel
     ws = jnp.asarray(ws, jnp.float32)
     s = G.w_to_s(ws)
     n = ws.shape[0]
@@ -208,23 +220,24 @@ def study(G, clip, ws, prompt_pairs: Sequence[Tuple[str, str]], alphas: Sequence
             d, k = direction(fs3, dt, std, float(beta))
             deltas.append(d)
             kept[p, b] = int(k)
-    delta = {name: jnp.stack([d[name] for d in deltas]) for name in s}  # (P*B, C)
-    # render in groups of (prompt, beta) cells so each call has at most ~max_images_per_call images
-    per_cell = A * n
-    group = max(1, max_images_per_call // max(per_cell, 1))
-    imgs = []
-    for g0 in range(0, P * B, group):
-        sub = {k: v[g0:g0 + group] for k, v in delta.items()}
-        imgs.append(np.asarray(_render_cells(G, s, sub, alphas_j)))
-    imgs = np.concatenate(imgs)  # (P*B, A, N, H, W, 3)
+    delta = {name: np.stack([np.asarray(d[name]) for d in deltas]) for name in s}  # (P*B, C)
+    alphas_np = np.asarray(alphas_j)
+    # rows (P*B, A, N) of edited codes, then sources: every image of the study in one row-parallel map
+    rows = {name: np.concatenate([(np.asarray(s[name])[None, None] + alphas_np[None, :, None, None]
+                                   * delta[name][:, None, None, :]).reshape(P * B * A * n, -1),
+                                  np.asarray(s[name])]) for name in s}
+    mem = dict(devices=devices, memory_fraction=memory_fraction, memory_budget=memory_budget)
+    per = -(-max_images_per_call // parallel.data_mesh(devices).size)
+    imgs = parallel.map_batched(_render_s_rows, G, rows, per, what="renders", **mem)
+    source = imgs[P * B * A * n:]
+    imgs = imgs[:P * B * A * n].reshape(P * B, A, n, *imgs.shape[1:])  # (P*B, A, N, H, W, 3)
     edited = imgs.reshape(P, B, A, n, *imgs.shape[3:]).transpose(0, 2, 1, 3, 4, 5, 6)  # (P, A, B, N, ...)
-    source = np.asarray(G.synthesis_from_s(s))
     t_emb = clip.encode_texts([t for _, t in prompt_pairs])  # (P, D)
-    e_src = np.asarray(clip.encode_images(source))
-    clip_before = e_src @ np.asarray(t_emb).T  # (N, P)
     flat = edited.reshape(-1, *edited.shape[4:])
-    e_edit = np.concatenate([np.asarray(clip.encode_images(flat[i:i + 256])) for i in range(0, len(flat), 256)])
-    e_edit = e_edit.reshape(P, A, B, n, -1)
+    e_all = parallel.map_batched(_embed_rows, clip, np.concatenate([flat, source]), 4 * per, what="images", **mem)
+    e_src = e_all[len(flat):]
+    clip_before = e_src @ np.asarray(t_emb).T  # (N, P)
+    e_edit = e_all[:len(flat)].reshape(P, A, B, n, -1)
     clip_after = np.einsum("pabnd,pd->pabn", e_edit, np.asarray(t_emb))
     nt = [l.name for l in layout_lib.non_torgb_layers(G.layout)]
     mad = np.zeros((P, A, B))

@@ -112,9 +112,10 @@ def _report(step, loss, *, steps):
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def _refine_compiled(G, arc, init_var, frozen, targets, hyper, cfg: RefineConfig):
+def _refine_compiled(G, arc, init_var, frozen, targets, valid, hyper, cfg: RefineConfig):
     """``hyper`` holds lr, l2_lambda, id_lambda as traced scalars (changing them does not recompile);
-    ``cfg`` is the structure with those three fields zeroed (id_lambda 1 where the identity loss is on)."""
+    ``cfg`` is the structure with those three fields zeroed (id_lambda 1 where the identity loss is on);
+    ``valid`` (N,) is 1 for real images, 0 for the padding rows (left out of the reported mean)."""
     cfg_traced = _Traced(cfg, hyper)
     target_feats = None
     if arc is not None:
@@ -134,7 +135,7 @@ def _refine_compiled(G, arc, init_var, frozen, targets, hyper, cfg: RefineConfig
         if cfg.report_every > 0:
             jax.lax.cond(i % cfg.report_every == 0,
                          lambda: jax.debug.callback(functools.partial(_report, steps=cfg.steps), i,
-                                                    jnp.mean(per_image)), lambda: None)
+                                                    jnp.sum(per_image * valid) / jnp.sum(valid)), lambda: None)
         return (var, opt_state), per_image
 
     (var, _), hist = jax.lax.scan(step, (init_var, tx.init(init_var)), jnp.arange(cfg.steps))
@@ -150,8 +151,10 @@ def mean_w_plus(G, n: int):
 
 def refine(G, w_plus, target_images, steps: int = 100, *, lr: float = 0.01, pixel_loss: str = "mse",
            l2_lambda: float = 0.0, id_lambda: float = 0.0, arc=None, space: str = "wplus",
-           noise_mode: str = "const", precision: str = "float32", report_every: int = 0):
-    """Refine inversions of ``target_images`` by optimisation, all images in one compiled program.
+           noise_mode: str = "const", precision: str = "float32", report_every: int = 0, devices=None):
+    """Refine inversions of ``target_images`` by optimisation, all images in one compiled program, the images
+    split over ``devices`` (default: every device of every process; padded to a multiple of their count by
+    repeating the last image; images are independent, so results equal one device's).
 
     Args:
       G: Generator. w_plus: (N, num_ws, w_dim) start (e.g. ``E.encode(x)``), or None for the mean W.
@@ -179,16 +182,28 @@ def refine(G, w_plus, target_images, steps: int = 100, *, lr: float = 0.01, pixe
     if w0.shape != (n, G.num_ws, G.cfg.w_dim):
         raise InputError(f"w_plus has shape {w0.shape}, expected ({n}, {G.num_ws}, {G.cfg.w_dim}) for {n} images")
     targets = resize_targets(targets, G.resolution)
+    from .. import parallel
+    mesh = parallel.data_mesh(devices)
+    rows = parallel.pad_index(np.arange(n), mesh)
+    w0, targets = w0[rows], targets[rows]
     if cfg.space == "wplus":
         init_var, frozen = w0, {}
     else:
         init_var, frozen = _split_s(G, G.w_to_s(w0))
+    if mesh.size > 1:
+        G, arc = jax.device_put((G, arc), parallel.replicated(mesh))
+        init_var, frozen, targets = jax.device_put((init_var, frozen, targets), parallel.batch_sharded(mesh))
     t0 = time.time()
     hyper = {k: jnp.float32(getattr(cfg, k)) for k in ("lr", "l2_lambda", "id_lambda")}
     structure = dataclasses.replace(cfg, lr=1.0, l2_lambda=0.0, id_lambda=float(cfg.id_lambda > 0))
-    var, hist, before, after, _ = _refine_compiled(G, arc, init_var, frozen, targets, hyper, structure)
+    valid = jnp.asarray(np.arange(len(rows)) < n, jnp.float32)
+    if mesh.size > 1:
+        valid = jax.device_put(valid, parallel.batch_sharded(mesh))
+    var, hist, before, after, _ = _refine_compiled(G, arc, init_var, frozen, targets, valid, hyper, structure)
     jax.block_until_ready(var)
-    hist = np.asarray(hist).reshape(cfg.steps, n)
+    var, frozen, hist, before, after = parallel.to_host((var, frozen, hist, before, after))
+    var, frozen, before, after = jax.tree_util.tree_map(lambda a: a[:n], (var, frozen, before, after))
+    hist = np.asarray(hist).reshape(cfg.steps, len(rows))[:, :n]
     metrics = {"mse_before": np.asarray(before["mse"]), "mse_after": np.asarray(after["mse"]),
                f"{cfg.pixel_loss}_before": np.asarray(before["pixel"]),
                f"{cfg.pixel_loss}_after": np.asarray(after["pixel"]),

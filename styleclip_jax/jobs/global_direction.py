@@ -102,7 +102,7 @@ def precompute(config, G, clip, verbose=True):
         if verbose:
             print(f"computing StyleSpace statistics over {int(st.samples)} samples -> {stats_path}")
         mean, std = gd.style_stats(G, int(st.samples), float(st.truncation_psi),
-                                   st.truncation_cutoff, int(st.seed), progress=verbose)
+                                   st.truncation_cutoff, int(st.seed), progress=verbose, **memory_args(config))
         import jax
         if jax.process_index() == 0:
             gd.save_stats(stats_path, mean, std)
@@ -178,7 +178,7 @@ def run(config, workdir: str) -> dict:
     mean, std, fs3, paths = precompute(config, G, clip)
     ws, labels, photos = sources.load(G, config, with_photos=True)
     pairs = [(config.neutral, t) for t in T]
-    res = gd.study(G, clip, ws, pairs, A, B, fs3, mean, std, arc=arc)
+    res = gd.study(G, clip, ws, pairs, A, B, fs3, mean, std, arc=arc, **memory_args(config))
     if jax.process_index() != 0:
         return {}
     return write_outputs(pathlib.Path(workdir), res, pairs, A, B, labels, paths, photos)

@@ -47,6 +47,8 @@ def validate(config) -> None:
                           "folder)")
     if int(config.batch_size) < 1:
         raise ConfigError(f"--config.batch_size={config.batch_size}: expected >= 1")
+    from ..memory import memory_args
+    memory_args(config)
 
 
 def _read_images(config, size: int):
@@ -62,6 +64,11 @@ def _read_images(config, size: int):
         face = align_face(p, dlib_landmarks(p, config.align_landmarks_model))
         out.append(to_unit_range(np.asarray(PIL.Image.fromarray(face).resize((size, size), PIL.Image.BILINEAR))))
     return np.stack(out), [p.name for p in paths]
+
+
+def _encode_rows(E, x):
+    """W+ of image rows (the encoder treats rows independently: `parallel.map_batched`)."""
+    return E.encode(x)
 
 
 def run(config, workdir: str) -> dict:
@@ -84,9 +91,12 @@ def run(config, workdir: str) -> dict:
         print(f"no encoder: starting {len(names)} images from the mean W")
         w0 = np.asarray(invert.mean_w_plus(G, len(names)))
     else:
+        from .. import parallel
+        from ..memory import memory_args
         x = targets if E.input_size == G.resolution else _read_images(config, E.input_size)[0]
-        bs = int(config.batch_size)
-        w0 = np.concatenate([np.asarray(E.encode(x[i:i + bs])) for i in range(0, len(x), bs)])
+        per = -(-int(config.batch_size) // parallel.data_mesh().size)
+        w0 = parallel.map_batched(_encode_rows, E, np.asarray(x, np.float32), per, what="images", verbose=True,
+                                  **memory_args(config))
         print(f"encoded {len(names)} images with {E!r}")
     w, m = invert.refine(G, w0, targets, steps, lr=float(r.lr), pixel_loss=r.pixel_loss,
                          l2_lambda=float(r.l2_lambda), id_lambda=float(r.id_lambda), arc=arc,
@@ -96,6 +106,9 @@ def run(config, workdir: str) -> dict:
         recon = np.asarray(G.synthesis(w, noise_mode=config.noise_mode))
     else:
         recon = np.asarray(G.synthesis_from_s(w, noise_mode=config.noise_mode))
+    from ..parallel import is_writer
+    if not is_writer():  # several processes: process 0 writes
+        return {}
     return write_outputs(pathlib.Path(workdir), names, targets, recon, w, w0, m, arc, steps, enc_spec, gen_spec,
                          r.space)
 

@@ -42,33 +42,38 @@ def validate(config) -> None:
         raise ConfigError(f"--config.batch_size={config.batch_size}: expected a positive integer")
     if config.noise_mode not in ("const", "none"):
         raise ConfigError(f"--config.noise_mode={config.noise_mode!r}: expected 'const' or 'none'")
+    from ..memory import memory_args
+    memory_args(config)
     if config.prompts is not None:
         n = len(io_utils.parse_list(config.prompts, "--config.prompts"))
         if n != len(mapper_paths(config.mapper)):
             raise ConfigError(f"--config.prompts has {n} prompts for {len(mapper_paths(config.mapper))} mappers")
 
 
-@functools.lru_cache(maxsize=None)
-def _edit_fn(mcfg, noise_mode):
-    import jax
-
+def _edit_rows(consts, w, mcfg, noise_mode):
+    """(images, edited codes) of W+ rows under one mapper; consts = (G, mapper params, alpha). Rows are
+    independent (`parallel.map_batched`)."""
     from ..models.generator import synthesis, synthesis_from_s, w_to_s
     from ..editing.mapper import STEP_SCALE
     from ..models.mapper import apply_mapper
-
+    G, params, alpha = consts
     if mcfg.mapper_type != "WithoutToRGBStyleSpaceMapper":
-        def f(G, params, w, alpha):
-            w_hat = w + (STEP_SCALE * alpha) * apply_mapper(params, w, mcfg)
-            return synthesis(G.params, G.cfg, w_hat, noise_mode), w_hat
-        return jax.jit(f)
+        w_hat = w + (STEP_SCALE * alpha) * apply_mapper(params, w, mcfg)
+        return synthesis(G.params, G.cfg, w_hat, noise_mode), w_hat
+    s = w_to_s(G.params, G.cfg, w)
+    names = [l.name for l in G.cfg.layout]
+    delta = apply_mapper(params, [s[n] for n in names], mcfg)
+    s_hat = {n: s[n] + (STEP_SCALE * alpha) * d for n, d in zip(names, delta)}
+    return synthesis_from_s(G.params, G.cfg, s_hat, noise_mode), s_hat
 
-    def g(G, params, w, alpha):
-        s = w_to_s(G.params, G.cfg, w)
-        names = [l.name for l in G.cfg.layout]
-        delta = apply_mapper(params, [s[n] for n in names], mcfg)
-        s_hat = {n: s[n] + (STEP_SCALE * alpha) * d for n, d in zip(names, delta)}
-        return synthesis_from_s(G.params, G.cfg, s_hat, noise_mode), s_hat
-    return jax.jit(g)
+
+def _source_rows(G, w, noise_mode):
+    from ..models.generator import synthesis
+    return synthesis(G.params, G.cfg, w, noise_mode)
+
+
+def _embed_rows(clip, images):
+    return clip.image_embed_fn(clip.params, images)
 
 
 def _check_fit(m, G, path):
@@ -82,21 +87,19 @@ def _check_fit(m, G, path):
         raise ConfigError(f"--config.mapper={path}: mapper width {cfg.latent_dim} != generator w_dim {G.cfg.w_dim}")
 
 
-def edit(G, mapper, w, alpha=1.0, noise_mode="const", batch_size=16):
-    """Images (N, H, W, 3) and edited codes (W+ (N, num_ws, w_dim) or S dict of (N, C)) of one mapper."""
-    import jax
+def _per_device(batch_size, devices=None) -> int:
+    from .. import parallel
+    return -(-int(batch_size) // parallel.data_mesh(devices).size)
+
+
+def edit(G, mapper, w, alpha=1.0, noise_mode="const", batch_size=16, devices=None, **memory):
+    """Images (N, H, W, 3) and edited codes (W+ (N, num_ws, w_dim) or S dict of (N, C)) of one mapper; calls of
+    batch_size rows split over `devices` (default: every device of every process), fewer where memory says so."""
     import jax.numpy as jnp
-    f = _edit_fn(mapper.config, noise_mode)
-    imgs, codes = [], []
-    for i in range(0, len(w), batch_size):
-        img, code = f(G, mapper.params, jnp.asarray(w[i:i + batch_size]), jnp.float32(alpha))
-        imgs.append(np.asarray(img))
-        codes.append(jax.tree_util.tree_map(np.asarray, code))
-    if isinstance(codes[0], dict):
-        code = {k: np.concatenate([c[k] for c in codes]) for k in codes[0]}
-    else:
-        code = np.concatenate(codes)
-    return np.concatenate(imgs), code
+    from .. import parallel
+    fn = functools.partial(_edit_rows, mcfg=mapper.config, noise_mode=noise_mode)
+    return parallel.map_batched(fn, (G, mapper.params, jnp.float32(alpha)), np.asarray(w, np.float32),
+                                _per_device(batch_size, devices), devices=devices, what="images", **memory)
 
 
 def run(config, workdir: str) -> dict:
@@ -110,18 +113,33 @@ def run(config, workdir: str) -> dict:
     for m, p in zip(mappers, paths):
         _check_fit(m, G, p)
     w_src, labels, photos = sources.load(G, config, with_photos=True)
+    from .. import parallel
+    from ..memory import memory_args
     alpha, bs, nm = float(config.alpha), int(config.batch_size), config.noise_mode
+    mem = memory_args(config)
     prompts = (io_utils.parse_list(config.prompts, "--config.prompts") if config.prompts is not None
                else [m.prompt for m in mappers])
-    src_img = np.concatenate([np.asarray(G.synthesis(jnp.asarray(w_src[i:i + bs]), noise_mode=nm))
-                              for i in range(0, len(w_src), bs)])
+    src_img = parallel.map_batched(functools.partial(_source_rows, noise_mode=nm), G, np.asarray(w_src, np.float32),
+                                   _per_device(bs), what="images", verbose=True, **mem)
     t0 = time.time()
-    results = [edit(G, m, w_src, alpha, nm, bs) for m in mappers]
+    results = [edit(G, m, w_src, alpha, nm, bs, **mem) for m in mappers]
     seconds = time.time() - t0
     edited = np.stack([r[0] for r in results])  # (P, N, H, W, 3)
+    n, P = len(w_src), len(mappers)
+    clip_cos = None
+    if config.clip_model is not None and all(prompts):
+        from ..models.clip import load_clip
+        clip = load_clip(config.clip_model, preprocess=config.clip_preprocess)
+        text = np.asarray(clip.encode_texts(prompts))  # (P, D)
+        rows = np.concatenate([src_img, edited.reshape(-1, *src_img.shape[1:])])
+        e_all = parallel.map_batched(_embed_rows, clip, rows, _per_device(bs), what="images", **mem)
+        e_src, e_edit = e_all[:n], e_all[n:].reshape(P, n, -1)
+        clip_cos = [(e_src @ text[k], e_edit[k] @ text[k]) for k in range(P)]
+
+    if not parallel.is_writer():  # several processes: process 0 writes
+        return {}
     out = pathlib.Path(workdir)
     out.mkdir(parents=True, exist_ok=True)
-    n, P = len(w_src), len(mappers)
     io_utils.save_columns(out / "grid.png", [src_img, *edited], photos)
     io_utils.write_npz(out / "images.npz", **io_utils.photo_entry(photos), source=src_img.astype(np.float32),
                        edited=edited.astype(np.float32))
@@ -137,16 +155,6 @@ def run(config, workdir: str) -> dict:
         io_utils.write_npz(out / "styles.npz", **{l.name: np.stack([r[1][l.name] for r in results]).astype(np.float32)
                                                    for l in G.layout})
         outputs.append("styles.npz")
-
-    clip_cos = None
-    if config.clip_model is not None and all(prompts):
-        from ..models.clip import load_clip
-        clip = load_clip(config.clip_model, preprocess=config.clip_preprocess)
-        text = np.asarray(clip.encode_texts(prompts))  # (P, D)
-        e_src = np.concatenate([np.asarray(clip.encode_images(src_img[i:i + bs])) for i in range(0, n, bs)])
-        e_edit = [np.concatenate([np.asarray(clip.encode_images(edited[k, i:i + bs])) for i in range(0, n, bs)])
-                  for k in range(P)]
-        clip_cos = [(e_src @ text[k], e_edit[k] @ text[k]) for k in range(P)]
 
     records = []
     for k, (m, p) in enumerate(zip(mappers, paths)):

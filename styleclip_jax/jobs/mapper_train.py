@@ -30,6 +30,7 @@ import numpy as np
 
 from . import outputs as io_utils
 from ..errors import ConfigError, InputError
+from ..memory import memory_args
 
 
 def build_configs(config):
@@ -49,7 +50,8 @@ def build_configs(config):
     tcfg = MapperTrainConfig(optimizer=str(o.optimizer), lr=float(o.lr), batch_size=int(o.batch_size),
                              clip_lambda=float(lo.clip_lambda), l2_lambda=float(lo.l2_lambda),
                              id_lambda=float(lo.id_lambda) if config.arcface else 0.0, noise_mode=config.noise_mode,
-                             precision=str(config.precision))
+                             precision=str(config.precision),
+                             remat=bool(config.remat))
     try:
         tcfg.validate()
     except ValueError as e:
@@ -65,6 +67,7 @@ def validate(config) -> None:
         raise ConfigError("--config.generator is required with this preset (an NVlabs .pkl, a rosinality .pt or "
                           "a converted folder)")
     build_configs(config)
+    memory_args(config)
     io_utils.parse_list(config.prompts, "--config.prompts")
     for flag in ("latents_train", "latents_test"):
         path = getattr(config.data, flag)
@@ -123,7 +126,7 @@ def prepare(config) -> dict:
                 test_batch_size=int(lg.test_batch_size), val_every=int(lg.val_every),
                 ckpt_every=int(lg.ckpt_every), ckpt_minutes=float(lg.ckpt_minutes), log_every=int(lg.every),
                 image_every=int(lg.image_every), num_samples=int(lg.num_samples),
-                max_to_keep=int(lg.max_to_keep), tensorboard=bool(lg.tensorboard),
+                max_to_keep=int(lg.max_to_keep), tensorboard=bool(lg.tensorboard), **memory_args(config),
                 run_info={"fingerprint": fingerprint, "generator": str(config.generator),
                           "clip_model": str(config.clip_model)})
 
@@ -242,7 +245,8 @@ def train(G, clip, w_train, w_test, text_embs, prompts: Sequence[str], workdir, 
           test_batch_size: int = 8, val_every: int = 2000, ckpt_every: int = 1000, ckpt_minutes: float = 5.0,
           log_every: int = 50, image_every: int = 100, num_samples: int = 4, max_to_keep: int = 2,
           tensorboard: bool = True, run_info: Optional[Mapping] = None, stop_after: Optional[int] = None,
-          verbose: bool = True, devices=None) -> Dict:
+          verbose: bool = True, devices=None, memory_fraction: float = 0.9,
+          memory_budget: Optional[int] = None) -> Dict:
     """Train K = len(prompts) mappers for ``max_steps`` steps in ``workdir``, resuming if it holds a
     checkpoint of the same run.
 
@@ -261,6 +265,9 @@ def train(G, clip, w_train, w_test, text_embs, prompts: Sequence[str], workdir, 
       devices: each batch is split over these (default: all devices; the batch size must be a multiple of
         their count), the models and the training state are replicated, so the gradient is the mean over
         the whole batch as on one device; checkpoints restore onto any device count.
+      memory_fraction, memory_budget: the bytes per device a step may use (`styleclip_jax.memory`). The batch is
+        a hyper-parameter, so it is not shrunk: a step that does not fit (XLA's analysis of the compiled step)
+        fails before training with a ConfigError giving needed vs available bytes.
     Returns:
       dict with ``params`` (K-stacked numpy mapper params), ``step``, ``best_val`` (K,), ``resumed_from``,
       ``final_dirs``, ``best_dirs`` and ``seconds``.
@@ -320,6 +327,19 @@ def train(G, clip, w_train, w_test, text_embs, prompts: Sequence[str], workdir, 
     if mesh.size > 1:
         state = jax.device_put(state, rep_s)
     start = int(state["step"])
+    from .. import memory
+    avail = memory.available_bytes(memory_fraction, memory_budget, mesh.devices.flat[0])
+    if avail is not None:
+        def abstract(tree, sharding):
+            return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype, sharding=sharding), tree)
+        w_abs = jax.ShapeDtypeStruct((tcfg.batch_size,) + w_train.shape[1:], jnp.float32, sharding=bat_s)
+        need = memory.program_bytes(train_step, abstract(G, rep_s), abstract(clip, rep_s), abstract(arc_used, rep_s),
+                                    abstract(state, rep_s), w_abs, abstract(text_embs, rep_s), mcfg=mcfg, tcfg=tcfg)
+        if need > avail:
+            raise ConfigError(f"mapper training: one step of {tcfg.batch_size // mesh.size} latents per device needs "
+                              f"{need:,} bytes per device but {avail:,} are available (lower "
+                              f"--config.optim.batch_size, set --config.remat=True, add devices, or raise "
+                              f"--config.memory_fraction / --config.memory_budget_mb)")
     if verbose and _is_main():
         print(parallel.describe(mesh, tcfg.batch_size // mesh.size, "latents"), flush=True)
     if _is_main():
