@@ -35,7 +35,7 @@ MODES = {
 }
 
 # modes whose job prints its own `running on ...: B <unit> per device` line (parallel.describe)
-SELF_DESCRIBING = {"latent_optimization", "mapper_train"}
+SELF_DESCRIBING = {"latent_optimization", "mapper_train", "generate", "mapper_infer", "invert"}
 
 flags.DEFINE_string("mode", None, "Job to run; `python main.py --help` lists the modes.")
 flags.DEFINE_string("workdir", "runs/default", "Directory for outputs (created if missing).")
