@@ -131,7 +131,7 @@ def batch_plan(fn: Callable, consts, rows, per_device: int, *, devices=None, mem
     mesh = data_mesh(devices)
     n = int(jax.tree_util.tree_leaves(rows)[0].shape[0])
     per_device = max(1, min(int(per_device), -(-n // mesh.size)))
-    avail = memory.available_bytes(memory_fraction, memory_budget, mesh.devices.flat[0])
+    avail = memory.available_bytes(memory_fraction, memory_budget, jax.local_devices()[0])
     if avail is not None and n:
         f, rep, bat = _jitted(fn, mesh), replicated(mesh), batch_sharded(mesh)
         c_abs = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype, sharding=rep), consts)
@@ -141,7 +141,8 @@ def batch_plan(fn: Callable, consts, rows, per_device: int, *, devices=None, mem
                 lambda a: jax.ShapeDtypeStruct((b * mesh.size,) + np.shape(a)[1:], a.dtype, sharding=bat), rows)
             return memory.program_bytes(f, c_abs, r_abs)
         per_device = memory.fit_batch(bytes_at, per_device, avail, what + " per device")
-    return mesh, per_device
+    # every process must run calls of the same shape: process 0's fit decides (the hosts' devices are alike)
+    return mesh, int(broadcast_from_writer(np.int32(per_device)))
 
 
 def iter_batched(fn: Callable, consts, rows, per_device: int, *, mesh: Optional[Mesh] = None) -> Iterator:

@@ -197,7 +197,7 @@ def _embed_rows(clip, images):
 
 def study(G, clip, ws, prompt_pairs: Sequence[Tuple[str, str]], alphas: Sequence[float], betas: Sequence[float],
           fs3, mean, std, arc=None, max_images_per_call: int = 64, devices=None, memory_fraction: float = 0.9,
-          memory_budget: Optional[int] = None):
+          memory_budget: Optional[int] = None, verbose: bool = False):
     """Edit N images with P (neutral, target) pairs x A alphas x B betas.
 
     The P*B*A*N edited StyleSpace codes are rendered and CLIP-embedded as rows split over `devices` (default:
@@ -228,7 +228,7 @@ def study(G, clip, ws, prompt_pairs: Sequence[Tuple[str, str]], alphas: Sequence
                                   np.asarray(s[name])]) for name in s}
     mem = dict(devices=devices, memory_fraction=memory_fraction, memory_budget=memory_budget)
     per = -(-max_images_per_call // parallel.data_mesh(devices).size)
-    imgs = parallel.map_batched(_render_s_rows, G, rows, per, what="renders", **mem)
+    imgs = parallel.map_batched(_render_s_rows, G, rows, per, what="renders", verbose=verbose, **mem)
     source = imgs[P * B * A * n:]
     imgs = imgs[:P * B * A * n].reshape(P * B, A, n, *imgs.shape[1:])  # (P*B, A, N, H, W, 3)
     edited = imgs.reshape(P, B, A, n, *imgs.shape[3:]).transpose(0, 2, 1, 3, 4, 5, 6)  # (P, A, B, N, ...)

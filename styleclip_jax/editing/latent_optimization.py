@@ -246,10 +246,11 @@ def optimize(G, clip, w_src, text_emb, cfg: LatentOptConfig = LatentOptConfig(),
         init_var, frozen = w0, {}
     else:
         init_var, frozen = split_s(G, G.w_to_s(w0))
-    avail = None if _part else memory.available_bytes(memory_fraction, memory_budget, mesh.devices.flat[0])
+    avail = None if _part else memory.available_bytes(memory_fraction, memory_budget, jax.local_devices()[0])
     if avail is not None:
         per_dev = memory.fit_batch(lambda b: _chunk_bytes(G, clip, arc, init_var, frozen, t, cfg, mesh, b),
                                    len(rows) // mesh.size, avail, "latent optimisation, pairs per device")
+        per_dev = int(parallel.broadcast_from_writer(np.int32(per_dev)))  # one program shape on every process
         if per_dev * mesh.size < num_pairs:  # several programs, one after the other
             group = per_dev * mesh.size
             if verbose:

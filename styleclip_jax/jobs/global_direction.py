@@ -178,7 +178,7 @@ def run(config, workdir: str) -> dict:
     mean, std, fs3, paths = precompute(config, G, clip)
     ws, labels, photos = sources.load(G, config, with_photos=True)
     pairs = [(config.neutral, t) for t in T]
-    res = gd.study(G, clip, ws, pairs, A, B, fs3, mean, std, arc=arc, **memory_args(config))
+    res = gd.study(G, clip, ws, pairs, A, B, fs3, mean, std, arc=arc, verbose=True, **memory_args(config))
     if jax.process_index() != 0:
         return {}
     return write_outputs(pathlib.Path(workdir), res, pairs, A, B, labels, paths, photos)

@@ -328,7 +328,7 @@ def train(G, clip, w_train, w_test, text_embs, prompts: Sequence[str], workdir, 
         state = jax.device_put(state, rep_s)
     start = int(state["step"])
     from .. import memory
-    avail = memory.available_bytes(memory_fraction, memory_budget, mesh.devices.flat[0])
+    avail = memory.available_bytes(memory_fraction, memory_budget, jax.local_devices()[0])
     if avail is not None:
         def abstract(tree, sharding):
             return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype, sharding=sharding), tree)
