@@ -17,6 +17,8 @@ held-out checks below use seeds 100-147 and 5000-5031):
                seeds 0-59: fraction blue-dominant with shape kept.
   mapper       `--mode=mapper_train` defaults ("a green shape"), then 32 held-out latents: fraction
                green-dominant with shape kept.
+  lo_grid      the `lo` measurement for ten other (space, lr, l2_lambda) settings (not in the default run:
+               about 12 min on 2 cores).
 
 Usage:  python scripts/measure_shapes_edits.py [--only quickstart,colours,shapes,lo,mapper] [--json out.json]
 """
@@ -138,6 +140,35 @@ def latent_optimization(seeds=range(60)):
             "steps": int(c.optim.steps), "lr": float(c.optim.lr), "l2_lambda": float(c.optim.l2_lambda)}
 
 
+LO_GRID = [("wplus", 0.05, 0.02), ("wplus", 0.1, 0.02), ("wplus", 0.05, 0.005), ("wplus", 0.05, 0.05),
+           ("wplus", 0.2, 0.05), ("wplus", 0.3, 0.1), ("wplus", 0.5, 0.1), ("s", 0.05, 0.02), ("s", 0.1, 0.02),
+           ("s", 0.05, 0.1)]  # (space, lr, l2_lambda), 300 steps each
+
+
+def latent_optimization_grid(seeds=range(60)):
+    """The `lo` measurement for other settings (LO_GRID): blue with shape kept, blue at all, shape lost."""
+    from styleclip_jax.editing import latent_optimization as lo
+    G, clip = sc.load_generator("shapes"), sc.load_clip("shapes")
+    w = _ws(G, list(seeds))
+    blue = R.COLOURS.index("blue")
+    src = np.asarray(G.synthesis(w))
+    keep = M.dominant_colour_index(src) != blue
+    w, src = w[keep], src[keep]
+    t = clip.encode_texts(["a blue shape"])
+    rows = []
+    for space, lr, l2 in LO_GRID:
+        ed, _ = lo.optimize(G, clip, w, t, lo.LatentOptConfig(steps=300, lr=lr, l2_lambda=l2, space=space),
+                            verbose=False)
+        img = np.asarray(G.synthesis(ed) if space == "wplus" else G.synthesis_from_s(ed))
+        rep = M.edit_report(src, img)
+        is_blue = rep["colour_after"] == blue
+        rows.append({"space": space, "lr": lr, "l2_lambda": l2, "sources": int(len(w)),
+                     "blue_shape_kept": int((is_blue & (rep["iou"] >= IOU_KEPT)).sum()), "blue": int(is_blue.sum()),
+                     "shape_lost": int((rep["iou"] < IOU_KEPT).sum())})
+        print("  " + json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def mapper(n_test=32, seed=5000):
     from configs.mapper_train import get_config
     from styleclip_jax.editing import mapper as mp
@@ -160,12 +191,14 @@ def mapper(n_test=32, seed=5000):
             "fraction_of_non_green": float((ok & todo).sum() / max(1, todo.sum())), "train_seconds": seconds}
 
 
-PARTS = {"quickstart": quickstart, "colours": colours, "shapes": shapes, "lo": latent_optimization, "mapper": mapper}
+PARTS = {"quickstart": quickstart, "colours": colours, "shapes": shapes, "lo": latent_optimization, "mapper": mapper,
+         "lo_grid": latent_optimization_grid}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default=",".join(PARTS), help="comma-separated parts: " + ", ".join(PARTS))
+    ap.add_argument("--only", default=",".join(p for p in PARTS if p != "lo_grid"),
+                    help="comma-separated parts: " + ", ".join(PARTS))
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     a = ap.parse_args()
     results = {}

@@ -36,7 +36,7 @@ def test_help_lists_modes_and_mode_fields():
         assert f"\n  {mode} " in r.stdout
     r = _main("--mode=mapper_train", "--help")
     assert r.returncode == 0
-    assert "--config.optim.max_steps=400" in r.stdout and "--config.log.ckpt_every=1000" in r.stdout
+    assert "--config.optim.max_steps=1000" in r.stdout and "--config.log.ckpt_every=1000" in r.stdout
     assert "presets: shapes, official" in r.stdout
     r = _main("--mode=mapper_train", f"--config={REPO / 'configs' / 'mapper_train.py'}:official", "--help")
     assert "--config.optim.max_steps=50000" in r.stdout and "--config.optim.optimizer='ranger'" in r.stdout

@@ -57,10 +57,10 @@ def test_latent_optimisation_turns_shapes_blue(measure):
 
 
 def test_green_mapper_turns_held_out_samples_green(measure):
-    """--mode=mapper_train defaults ('a green shape'): the issue asks green-dominant with shape kept on >= 80 % of
-    32 held-out latents. Measured 65.6 % (21 of 32; NOT met) with the shapes preset's Adam lr 0.05."""
+    """--mode=mapper_train defaults ('a green shape'): green-dominant with shape kept on >= 80 % of 32 held-out
+    latents (the issue's target). Measured 87.5 % (28 of 32) with the shapes preset (Adam lr 0.2, l2 2.0)."""
     r = measure.mapper()
-    assert r["fraction"] >= 0.55, r
+    assert r["fraction"] >= 0.8, r
 
 
 def test_shipped_fs3_matches_a_fresh_sweep_block():
