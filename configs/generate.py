@@ -17,7 +17,7 @@ def get_config(arg=None):
     c.seeds = "0-15"
     c.truncation_psi = 0.7
     c.truncation_cutoff = config_dict.placeholder(int)
-    c.noise_mode = "const"          # const | random | none
+    c.noise_mode = "const"          # const | random (each image's noise from its own seed) | none
     c.batch_size = 8                # images per call over all devices (fewer where the free memory says so)
     c.grid_cols = 0                 # 0: square-ish grid
     common.memory(c)
