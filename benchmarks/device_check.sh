@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU measurement the issues ask for, in ONE prepared run (about 7 min; run it with timeout_s 500):
+# Every GPU measurement the issues ask for, in ONE prepared run (its limits add up to 7 min; run 1 on an H100 took 233 s, its sweep failing early; timeout_s 500):
 #   global-direction sweep at 1024 px: the library's channel_relevance (100 images, blocks of 16 channels,
 #      images per call fitted to the free GPU memory), channel*images/s on the first layer and the full
 #      6048-channel sweep estimated from it (target <= 10 min);
