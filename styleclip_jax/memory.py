@@ -51,6 +51,11 @@ def program_bytes(jitted, *args, **kwargs) -> int:
                - stats.alias_size_in_bytes)
 
 
+def abstract(tree, sharding=None):
+    """`jax.ShapeDtypeStruct`s (with `sharding`) of a pytree of arrays: what `program_bytes` compiles for."""
+    return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), tree)
+
+
 def device_free_bytes(device=None) -> Optional[int]:
     """Free memory of an accelerator (bytes_limit - bytes_in_use), None where the device reports none (CPU)."""
     device = jax.local_devices()[0] if device is None else device

@@ -122,6 +122,11 @@ def _jitted(fn, mesh: Mesh):
     return _BATCHED[key]
 
 
+def rows_per_device(rows_per_call: int, devices=None) -> int:
+    """A config's rows per call over all devices (batch_size) as rows per device, rounded up."""
+    return -(-int(rows_per_call) // data_mesh(devices).size)
+
+
 def batch_plan(fn: Callable, consts, rows, per_device: int, *, devices=None, memory_fraction: float = 0.9,
                memory_budget: Optional[int] = None, what: str = "rows"):
     """(mesh, rows per device per call) for `iter_batched`: per_device capped by the rows there are and, where the
@@ -133,8 +138,8 @@ def batch_plan(fn: Callable, consts, rows, per_device: int, *, devices=None, mem
     per_device = max(1, min(int(per_device), -(-n // mesh.size)))
     avail = memory.available_bytes(memory_fraction, memory_budget, jax.local_devices()[0])
     if avail is not None and n:
-        f, rep, bat = _jitted(fn, mesh), replicated(mesh), batch_sharded(mesh)
-        c_abs = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype, sharding=rep), consts)
+        f, bat = _jitted(fn, mesh), batch_sharded(mesh)
+        c_abs = memory.abstract(consts, replicated(mesh))
 
         def bytes_at(b):
             r_abs = jax.tree_util.tree_map(

@@ -139,6 +139,10 @@ def test_remat_synthesis_has_the_same_values_and_gradients(G):
     np.testing.assert_allclose(np.asarray(img1), np.asarray(img0), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(np.asarray(g1), np.asarray(g0), rtol=1e-5, atol=1e-5)  # float rounding
     assert float(jnp.max(jnp.abs(g0))) > 0
+    # and the flag does something: one checkpoint (jaxpr "remat2") per S layer in the program, none without it
+    n_remat = [str(jax.make_jaxpr(jax.grad(lambda w, r=r: loss(w, r)[0]))(ws)).count("remat2[")
+               for r in (False, True)]
+    assert n_remat == [0, len(G.layout)], n_remat
 
 
 def test_truncation_cutoff_rows(G):

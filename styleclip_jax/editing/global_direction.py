@@ -31,9 +31,10 @@ import numpy as np
 from . import global_direction_math as gd_math
 from .. import files
 from ..models import layout as layout_lib
+from ..models.clip import embed_images
 from ..models.generator import truncate, w_to_s
 # the sweep lives in relevance_sweep.py; its names are part of this module's interface
-from .relevance_sweep import (RENDER_PIXELS_PER_CALL, SweepPlan, _block_sum, _clip_features,  # noqa: F401
+from .relevance_sweep import (RENDER_PIXELS_PER_CALL, SweepPlan, _block_sum,  # noqa: F401
                               _prefix, _progress, _sweep_programs, auto_image_batch, channel_relevance,
                               relevance_from_features)
 
@@ -88,8 +89,8 @@ def style_stats(G, num_samples: int = 100_000, truncation_psi: float = 0.7, trun
     z = np.concatenate([rs.randn(min(batch_size, num_samples - i), G.cfg.z_dim).astype(np.float32)
                         for i in range(0, num_samples, batch_size)])  # the same stream as one batch at a time
     consts = (G, jnp.float32(truncation_psi), jnp.int32(cut))
-    per_device = -(-int(batch_size) // parallel.data_mesh(devices).size)
-    mesh, per = parallel.batch_plan(_styles_of_z, consts, z, per_device, devices=devices,
+    mesh, per = parallel.batch_plan(_styles_of_z, consts, z, parallel.rows_per_device(batch_size, devices),
+                                    devices=devices,
                                     memory_fraction=memory_fraction, memory_budget=memory_budget, what="samples")
     if progress and parallel.is_writer():
         print("  " + parallel.describe(mesh, per, "samples"), flush=True)
@@ -146,7 +147,7 @@ def channel_relevance_naive(G, clip, mean, std, ws, layer_names: Sequence[str], 
         for sign in (-1.0, 1.0):
             e = {k: v.copy() for k, v in s.items()}
             e[name][:, c] = mean[name][c] + sign * alpha * std[name][c]
-            per.append(np.asarray(_clip_features(clip, G.synthesis_from_s(e, noise_mode=noise_mode))))
+            per.append(np.asarray(embed_images(clip, G.synthesis_from_s(e, noise_mode=noise_mode))))
         feats.append(np.stack(per, axis=1))  # (M, 2, D)
     return np.asarray(relevance_from_features(np.stack(feats)))
 
@@ -190,11 +191,6 @@ def _render_s_rows(G, s):
     return synthesis_from_s(G.params, G.cfg, s, "const")
 
 
-def _embed_rows(clip, images):
-    """Unit CLIP embeddings of image rows."""
-    return _clip_features(clip, images)
-
-
 def study(G, clip, ws, prompt_pairs: Sequence[Tuple[str, str]], alphas: Sequence[float], betas: Sequence[float],
           fs3, mean, std, arc=None, max_images_per_call: int = 64, devices=None, memory_fraction: float = 0.9,
           memory_budget: Optional[int] = None, verbose: bool = False):
@@ -212,7 +208,6 @@ def study(G, clip, ws, prompt_pairs: Sequence[Tuple[str, str]], alphas: Sequence
     s = G.w_to_s(ws)
     n = ws.shape[0]
     P, A, B = len(prompt_pairs), len(alphas), len(betas)
-    alphas_j = jnp.asarray(alphas, jnp.float32)
     deltas, kept = [], np.zeros((P, B), np.int64)
     for p, (neutral, target) in enumerate(prompt_pairs):
         dt = text_direction(clip, neutral, target)
@@ -221,20 +216,20 @@ def study(G, clip, ws, prompt_pairs: Sequence[Tuple[str, str]], alphas: Sequence
             deltas.append(d)
             kept[p, b] = int(k)
     delta = {name: np.stack([np.asarray(d[name]) for d in deltas]) for name in s}  # (P*B, C)
-    alphas_np = np.asarray(alphas_j)
+    alphas_np = np.asarray(alphas, np.float32)
     # rows (P*B, A, N) of edited codes, then sources: every image of the study in one row-parallel map
     rows = {name: np.concatenate([(np.asarray(s[name])[None, None] + alphas_np[None, :, None, None]
                                    * delta[name][:, None, None, :]).reshape(P * B * A * n, -1),
                                   np.asarray(s[name])]) for name in s}
     mem = dict(devices=devices, memory_fraction=memory_fraction, memory_budget=memory_budget)
-    per = -(-max_images_per_call // parallel.data_mesh(devices).size)
+    per = parallel.rows_per_device(max_images_per_call, devices)
     imgs = parallel.map_batched(_render_s_rows, G, rows, per, what="renders", verbose=verbose, **mem)
     source = imgs[P * B * A * n:]
     imgs = imgs[:P * B * A * n].reshape(P * B, A, n, *imgs.shape[1:])  # (P*B, A, N, H, W, 3)
     edited = imgs.reshape(P, B, A, n, *imgs.shape[3:]).transpose(0, 2, 1, 3, 4, 5, 6)  # (P, A, B, N, ...)
     t_emb = clip.encode_texts([t for _, t in prompt_pairs])  # (P, D)
     flat = edited.reshape(-1, *edited.shape[4:])
-    e_all = parallel.map_batched(_embed_rows, clip, np.concatenate([flat, source]), 4 * per, what="images", **mem)
+    e_all = parallel.map_batched(embed_images, clip, np.concatenate([flat, source]), 4 * per, what="images", **mem)
     e_src = e_all[len(flat):]
     clip_before = e_src @ np.asarray(t_emb).T  # (N, P)
     e_edit = e_all[:len(flat)].reshape(P, A, B, n, -1)

@@ -26,6 +26,7 @@ from .. import files, memory
 from ..checkpoints.params_io import write_json
 from ..errors import ConfigError
 from ..models import ops
+from ..models.clip import embed_images
 from ..models.generator import synthesis_layers
 
 
@@ -51,11 +52,6 @@ def _progress(total, desc, enabled=True):
         def close(self):
             pass
     return _Null()
-
-
-def _clip_features(clip, images):
-    """Unit image embeddings (N, D) through the bundle's pure `image_embed_fn(params, images)`."""
-    return clip.image_embed_fn(clip.params, images)
 
 
 def _prefix(G, s, layer_index: int, noise_mode: str, precision: str = "float32"):
@@ -88,7 +84,7 @@ def _block_sum(G, clip, state, s, idx, mean_l, std_l, *, layer_index: int, alpha
         codes = jnp.concatenate([centred - alpha * sd * col, centred + alpha * sd * col], axis=0)  # (2M, C)
         _, img = synthesis_layers(G.params, G.cfg, {**rest2, layer.name: codes}, start=layer_index,
                                   state=state2, noise_mode=noise_mode, modconv=ops.modconv_for(precision))
-        f = _clip_features(clip, img)
+        f = embed_images(clip, img)
         d = f[m:] - f[:m]
         d = d / jnp.linalg.norm(d, axis=-1, keepdims=True)
         return jnp.sum(d, axis=0)

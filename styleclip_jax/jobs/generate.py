@@ -57,9 +57,9 @@ def run(config, workdir: str) -> dict:
     cut = G.num_ws if config.truncation_cutoff is None else int(config.truncation_cutoff)
     keys = np.stack([np.asarray(jax.random.PRNGKey(s)) for s in seeds])
     fn = functools.partial(_sample_rows, noise_mode=str(config.noise_mode))
-    per = -(-int(config.batch_size) // parallel.data_mesh().size)
     images, ws = parallel.map_batched(fn, (G, jnp.float32(config.truncation_psi), jnp.int32(cut)),
-                                      {"z": z, "key": keys}, per, what="images", verbose=True,
+                                      {"z": z, "key": keys}, parallel.rows_per_device(config.batch_size),
+                                      what="images", verbose=True,
                                       **memory_args(config))
     if not parallel.is_writer():  # several processes: process 0 writes
         return {}

@@ -88,16 +88,15 @@ def run(config, workdir: str) -> dict:
     arc = load_arcface(config.arcface) if config.arcface else None
     targets, names = _read_images(config, G.resolution)
     from .. import parallel
-    mesh = parallel.data_mesh()
-    print(parallel.describe(mesh, -(-len(names) // mesh.size), "images"), flush=True)
+    print(parallel.describe(parallel.data_mesh(), parallel.rows_per_device(len(names)), "images"), flush=True)
     if E is None:
         print(f"no encoder: starting {len(names)} images from the mean W")
         w0 = np.asarray(invert.mean_w_plus(G, len(names)))
     else:
         from ..memory import memory_args
         x = targets if E.input_size == G.resolution else _read_images(config, E.input_size)[0]
-        per = -(-int(config.batch_size) // parallel.data_mesh().size)
-        w0 = parallel.map_batched(_encode_rows, E, np.asarray(x, np.float32), per, what="images",
+        w0 = parallel.map_batched(_encode_rows, E, np.asarray(x, np.float32),
+                                  parallel.rows_per_device(config.batch_size), what="images",
                                   **memory_args(config))
         print(f"encoded {len(names)} images with {E!r}")
     w, m = invert.refine(G, w0, targets, steps, lr=float(r.lr), pixel_loss=r.pixel_loss,

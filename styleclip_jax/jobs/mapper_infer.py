@@ -72,10 +72,6 @@ def _source_rows(G, w, noise_mode):
     return synthesis(G.params, G.cfg, w, noise_mode)
 
 
-def _embed_rows(clip, images):
-    return clip.image_embed_fn(clip.params, images)
-
-
 def _check_fit(m, G, path):
     cfg = m.config
     if cfg.mapper_type == "WithoutToRGBStyleSpaceMapper":
@@ -87,11 +83,6 @@ def _check_fit(m, G, path):
         raise ConfigError(f"--config.mapper={path}: mapper width {cfg.latent_dim} != generator w_dim {G.cfg.w_dim}")
 
 
-def _per_device(batch_size, devices=None) -> int:
-    from .. import parallel
-    return -(-int(batch_size) // parallel.data_mesh(devices).size)
-
-
 def edit(G, mapper, w, alpha=1.0, noise_mode="const", batch_size=16, devices=None, **memory):
     """Images (N, H, W, 3) and edited codes (W+ (N, num_ws, w_dim) or S dict of (N, C)) of one mapper; calls of
     batch_size rows split over `devices` (default: every device of every process), fewer where memory says so."""
@@ -99,7 +90,7 @@ def edit(G, mapper, w, alpha=1.0, noise_mode="const", batch_size=16, devices=Non
     from .. import parallel
     fn = functools.partial(_edit_rows, mcfg=mapper.config, noise_mode=noise_mode)
     return parallel.map_batched(fn, (G, mapper.params, jnp.float32(alpha)), np.asarray(w, np.float32),
-                                _per_device(batch_size, devices), devices=devices, what="images", **memory)
+                                parallel.rows_per_device(batch_size, devices), devices=devices, what="images", **memory)
 
 
 def run(config, workdir: str) -> dict:
@@ -120,7 +111,7 @@ def run(config, workdir: str) -> dict:
     prompts = (io_utils.parse_list(config.prompts, "--config.prompts") if config.prompts is not None
                else [m.prompt for m in mappers])
     src_img = parallel.map_batched(functools.partial(_source_rows, noise_mode=nm), G, np.asarray(w_src, np.float32),
-                                   _per_device(bs), what="images", verbose=True, **mem)
+                                   parallel.rows_per_device(bs), what="images", verbose=True, **mem)
     t0 = time.time()
     results = [edit(G, m, w_src, alpha, nm, bs, **mem) for m in mappers]
     seconds = time.time() - t0
@@ -128,11 +119,11 @@ def run(config, workdir: str) -> dict:
     n, P = len(w_src), len(mappers)
     clip_cos = None
     if config.clip_model is not None and all(prompts):
-        from ..models.clip import load_clip
+        from ..models.clip import embed_images, load_clip
         clip = load_clip(config.clip_model, preprocess=config.clip_preprocess)
         text = np.asarray(clip.encode_texts(prompts))  # (P, D)
         rows = np.concatenate([src_img, edited.reshape(-1, *src_img.shape[1:])])
-        e_all = parallel.map_batched(_embed_rows, clip, rows, _per_device(bs), what="images", **mem)
+        e_all = parallel.map_batched(embed_images, clip, rows, parallel.rows_per_device(bs), what="images", **mem)
         e_src, e_edit = e_all[:n], e_all[n:].reshape(P, n, -1)
         clip_cos = [(e_src @ text[k], e_edit[k] @ text[k]) for k in range(P)]
 

@@ -333,11 +333,10 @@ def train(G, clip, w_train, w_test, text_embs, prompts: Sequence[str], workdir, 
     from .. import memory
     avail = memory.available_bytes(memory_fraction, memory_budget, jax.local_devices()[0])
     if avail is not None:
-        def abstract(tree, sharding):
-            return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype, sharding=sharding), tree)
         w_abs = jax.ShapeDtypeStruct((tcfg.batch_size,) + w_train.shape[1:], jnp.float32, sharding=bat_s)
-        need = memory.program_bytes(train_step, abstract(G, rep_s), abstract(clip, rep_s), abstract(arc_used, rep_s),
-                                    abstract(state, rep_s), w_abs, abstract(text_embs, rep_s), mcfg=mcfg, tcfg=tcfg)
+        G_abs, clip_abs, arc_abs, state_abs, text_abs = memory.abstract((G, clip, arc_used, state, text_embs), rep_s)
+        need = memory.program_bytes(train_step, G_abs, clip_abs, arc_abs, state_abs, w_abs, text_abs,
+                                    mcfg=mcfg, tcfg=tcfg)
         if need > avail:
             raise ConfigError(f"mapper training: one step of {tcfg.batch_size // mesh.size} latents per device needs "
                               f"{need:,} bytes per device but {avail:,} are available (lower "

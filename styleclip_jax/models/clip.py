@@ -259,6 +259,12 @@ def raw_text_features(params: Any, input_ids: jax.Array, attention_mask: jax.Arr
     return module.get_text_features(input_ids, attention_mask=attention_mask, params=params, train=False)
 
 
+def embed_images(clip, images: jax.Array) -> jax.Array:
+    """(N, H, W, 3) -> (N, D) unit embeddings through the bundle's pure ``image_embed_fn``: a module-level
+    function of (bundle, images), so `jax.jit` and `parallel.map_batched` take the bundle as an argument."""
+    return clip.image_embed_fn(clip.params, images)
+
+
 def clip_loss_from_features(image_emb: jax.Array, text_emb: jax.Array, logit_scale: jax.Array) -> jax.Array:
     """StyleCLIP loss from embeddings: ``1 - exp(logit_scale) * cos(image, text) / 100``.
 
