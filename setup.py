@@ -32,7 +32,7 @@ setup(
         # Flax model classes; the default native CLIP needs neither transformers nor torch
         "transformers": ["transformers>=4.40,<5"],
         "app": APP,
-        "test": CONVERT + ["transformers>=4.40,<5", "pytest>=7"],  # the parity tests compare with FlaxCLIPModel
+        "test": CONVERT + ["transformers>=4.40,<5", "pytest>=7", "pytest-xdist>=3"],  # the parity tests compare with FlaxCLIPModel
         "browser-test": APP + ["selenium>=4.10"],  # tests/test_app_browser.py drives the system chromium
     },
 )

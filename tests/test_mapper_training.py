@@ -352,27 +352,6 @@ def test_presets_official_or_shapes(tiny_assets):
     assert mapper_train.checkpoint_interval(400, 0) == 0
 
 
-def test_shapes_green_mapper_raises_green_share(tmp_path):
-    """Brief training for "a green shape" in the shapes world raises the green pixel share of held-out
-    latents; alpha 0 gives back the source images."""
-    from styleclip_jax.models import clip as clip_mod
-    from styleclip_jax import loaders
-    if not loaders.SHAPES_GENERATOR.is_dir() or not (clip_mod.SHAPES_CLIP_DIR / "config.json").is_file():
-        pytest.skip("shapes-world assets (styleclip_jax/assets/shapes_generator, shapes_clip weights) not built yet")
-    from styleclip_jax.shapes import metrics
-    c = _set(_config("mapper_train"), data__train_size=512, data__test_size=32, optim__max_steps=200,
-             log__val_every=100, log__ckpt_every=0, log__image_every=0, log__every=50, log__tensorboard=False)
-    out = mapper_train.run(c, str(tmp_path))
-    m = sc_load_mapper(out["final_dirs"][0])
-    G = sc.load_generator("shapes")
-    w = jnp.asarray(M.sample_latents(G, 32, 1234))
-    src = np.asarray(G.synthesis(w))
-    edit = np.asarray(G.synthesis(m.apply(w)))
-    before, after = metrics.colour_share(src, "green"), metrics.colour_share(edit, "green")
-    assert after.mean() > before.mean() + 0.1, (before.mean(), after.mean())
-    np.testing.assert_array_equal(np.asarray(G.synthesis(m.apply(w, alpha=0.0))), src)
-
-
 def test_bfloat16_generator_convs_give_nearly_the_float32_mapper_gradient():
     """MapperTrainConfig(precision="bfloat16") rounds the generator's conv inputs (the gradient changes) and
     keeps the mapper's gradient direction (cosine > 0.99 with float32)."""
