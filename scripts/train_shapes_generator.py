@@ -25,7 +25,8 @@ checkpointed every ``--ckpt-every`` minutes to ``--state`` and rerunning the sam
 At the end the generator is written with ``checkpoints.save_params`` to ``--out``
 (default: the package asset folder ``styleclip_jax/assets/shapes_generator``).
 
-``--init`` and ``--cls-weight`` (a shape-classifier loss) are for fine-tuning experiments; what they gave is in
+``--init``, ``--cls-weight`` (a shape-classifier loss) and ``--adv-weight`` (a discriminator) are for fine-tuning
+experiments; what they gave is in
 TRAINING.md ("Tried since"); the shipped checkpoint does not use them.
 
 Reproduce: the command in styleclip_jax/assets/shapes_generator/TRAINING.md (or scripts/rebuild_shapes_world.sh).
@@ -157,6 +158,9 @@ def parse_args(argv=None):
     p.add_argument("--cls-weight", type=float, default=0.0,
                    help="weight of the shape-classifier cross-entropy on G(z) (a small CNN trained first on renders)")
     p.add_argument("--cls-steps", type=int, default=1500, help="training steps of that classifier (batch 128)")
+    p.add_argument("--adv-weight", type=float, default=0.0,
+                   help="weight of the adversarial (non-saturating) loss of a small discriminator on G(z) vs. the renders")
+    p.add_argument("--r1-gamma", type=float, default=1.0, help="R1 penalty of that discriminator on the renders")
     p.add_argument("--chunk", type=int, default=4096, help="latents rendered per data chunk")
     p.add_argument("--passes", type=int, default=2, help="minibatch passes over each chunk")
     p.add_argument("--z-dim", type=int, default=16)
@@ -270,7 +274,41 @@ def train_shape_classifier(seed: int, steps: int, batch: int = 128, z_dim: int =
     return cparams, acc, acc_blur
 
 
-def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_params=None):
+# ---------------------------------------------------------------------------------------------
+# Adversarial term (fine-tune stage, ``--adv-weight``): a small discriminator learns to tell the batch's
+# target renders from G(z) (non-saturating loss, R1 penalty on the renders), and G gets its
+# non-saturating loss on top of the pixel losses, as pix2pix does with L1: the pixel losses keep the
+# content, the discriminator punishes what renders never have (soft corners, blobs).
+# ---------------------------------------------------------------------------------------------
+
+def disc_init(key, widths=(32, 64, 128)):
+    params, cin = [], 3
+    for i, cout in enumerate(widths):
+        params.append({"w": jax.random.normal(jax.random.fold_in(key, i), (3, 3, cin, cout)) * math.sqrt(2.0 / (9 * cin)),
+                       "b": jnp.zeros((cout,))})
+        cin = cout
+    n_in = cin * (R.IMAGE_SIZE // 2 ** len(widths)) ** 2
+    params.append({"w": jax.random.normal(jax.random.fold_in(key, 99), (n_in, 1)) / math.sqrt(n_in),
+                   "b": jnp.zeros((1,))})
+    return params
+
+
+def disc_logits(dparams, img):
+    """img (N, 32, 32, 3) in [-1, 1] -> (N,) real/fake logits."""
+    x = img
+    for layer in dparams[:-1]:
+        x = jax.lax.conv_general_dilated(x, layer["w"], (1, 1), "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC")) + layer["b"]
+        x = jax.nn.leaky_relu(x, 0.2)
+        n, h, w, c = x.shape
+        x = x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+    return (x.reshape(x.shape[0], -1) @ dparams[-1]["w"] + dparams[-1]["b"])[:, 0]
+
+
+DISC_TX = optax.adam(2e-4, b1=0.0, b2=0.99)
+
+
+def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_params=None, r1_gamma=1.0):
     tx = optax.scale_by_adam()
 
     proj = jnp.asarray(np.linalg.qr(np.random.default_rng(0).standard_normal((cfg.w_dim, 13)))[0] * 2.0,
@@ -285,7 +323,7 @@ def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_p
         cont = jax.scipy.special.erf(x[:, D.CONTINUOUS_DIMS] / jnp.sqrt(2.0))  # 2 Phi(x) - 1
         return jnp.concatenate([hue, shape, cont], axis=1) @ proj.T
 
-    def loss_fn(params, z, target, l1_weight, edge_weight, code_weight, cls_weight):
+    def loss_fn(params, z, target, l1_weight, edge_weight, code_weight, cls_weight, dparams, adv_weight):
         ws = G.mapping(params, cfg, z)
         img = G.synthesis(params, cfg, ws, noise_mode="const", modconv=modconv)
         # shape pixels are 6-25 % of an image: weight them up so colour and placement are learned
@@ -308,17 +346,38 @@ def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_p
             label = jnp.argmax(x[:, D.SHAPE_DIMS], axis=1)
             cls = optax.softmax_cross_entropy_with_integer_labels(cls_logits(cls_params, img), label).mean()
             loss = loss + cls_weight * cls
-        return loss, (mse, l1, edge, cls, jnp.mean(ws[:, 0], axis=0))
+        adv = jnp.zeros(())
+        if dparams is not None:
+            adv = jnp.mean(jax.nn.softplus(-disc_logits(dparams, img)))
+            loss = loss + adv_weight * adv
+        return loss, (mse, l1, edge, cls, adv, img, jnp.mean(ws[:, 0], axis=0))
+
+    def disc_loss(dparams, real, fake):
+        real_logits, vjp = jax.vjp(lambda x: disc_logits(dparams, x), real)
+        r1 = jnp.sum(jnp.square(vjp(jnp.ones_like(real_logits))[0]), axis=(1, 2, 3))
+        loss = jnp.mean(jax.nn.softplus(disc_logits(dparams, fake)) + jax.nn.softplus(-real_logits)
+                        + 0.5 * r1_gamma * r1)
+        return loss
 
     @jax.jit
-    def step(params, opt_state, z, target, lr, l1_weight, edge_weight, code_weight=0.0, cls_weight=0.0):
-        (loss, (mse, l1, edge, cls, w_mean)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, z, target, l1_weight, edge_weight, code_weight, cls_weight)
+    def step(params, opt_state, z, target, lr, l1_weight, edge_weight, code_weight=0.0, cls_weight=0.0,
+             disc=None, adv_weight=0.0):
+        dparams = None if disc is None else disc["params"]
+        (loss, (mse, l1, edge, cls, adv, img, w_mean)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, z, target, l1_weight, edge_weight, code_weight, cls_weight, dparams, adv_weight)
+        dloss = jnp.zeros(())
+        if disc is not None:
+            dloss, dgrads = jax.value_and_grad(disc_loss)(dparams, target[..., :3], jax.lax.stop_gradient(img))
+            dup, dopt = DISC_TX.update(dgrads, disc["opt"], dparams)
+            disc = {"params": optax.apply_updates(dparams, dup), "opt": dopt}
         updates, opt_state = tx.update(grads, opt_state, params)
         params = jax.tree_util.tree_map(lambda p, u, s: p - lr * s * u, params, updates, scales)
         m = params["mapping"]
         params = dict(params, mapping=dict(m, w_avg=w_mean + W_AVG_BETA * (m["w_avg"] - w_mean)))
-        return params, opt_state, {"loss": loss, "mse": mse, "l1": l1, "edge": edge, "cls": cls}
+        metrics = {"loss": loss, "mse": mse, "l1": l1, "edge": edge, "cls": cls, "adv": adv, "dloss": dloss}
+        if disc is None:
+            return params, opt_state, metrics
+        return params, opt_state, metrics, disc
 
     return tx, step
 
@@ -401,8 +460,12 @@ def main(argv=None):
     scales = update_scales(params, a.mapping_lr_scale)
     modconv = ops.modulated_conv2d if a.standard_conv else fast_modconv
     check_fast_conv(params, cfg)
-    tx, step = make_step(cfg, scales, modconv, a.shape_weight, a.decisive_weight, cls_params)
+    tx, step = make_step(cfg, scales, modconv, a.shape_weight, a.decisive_weight, cls_params, a.r1_gamma)
     opt_state = tx.init(params)
+    disc = None
+    if a.adv_weight > 0:
+        dparams = disc_init(jax.random.PRNGKey(a.seed + 17))
+        disc = {"params": dparams, "opt": DISC_TX.init(dparams)}
     it, elapsed, chunk_id, history = 0, 0.0, 0, []
     if os.path.exists(a.state) and not a.fresh and not a.bench:
         with open(a.state, "rb") as f:
@@ -412,6 +475,8 @@ def main(argv=None):
         params = jax.tree_util.tree_map(jnp.asarray, st["params"])
         opt_state = jax.tree_util.tree_map(jnp.asarray, st["opt_state"])
         it, elapsed, chunk_id, history = st["step"], st["elapsed"], st["chunk_id"], st["history"]
+        if disc is not None and st.get("disc") is not None:
+            disc = jax.tree_util.tree_map(jnp.asarray, st["disc"])
         print(f"resumed from {a.state}: step {it}, {elapsed / 60:.1f} min done", flush=True)
 
     fwd = jax.jit(lambda p, z: G.synthesis(p, cfg, G.mapping(p, cfg, z), noise_mode="const"))
@@ -449,8 +514,12 @@ def main(argv=None):
             lr = lr_at(a, it, elapsed / budget)
             l1_w, edge_w = loss_weights_at(a, elapsed / budget)
             code_w = a.code_weight * max(0.0, 1.0 - elapsed / budget / a.code_until) if a.code_until > 0 else 0.0
-            params, opt_state, m = step(params, opt_state, z_chunk[idx], t_chunk[idx], lr, l1_w, edge_w, code_w,
-                                        a.cls_weight)
+            if disc is None:
+                params, opt_state, m = step(params, opt_state, z_chunk[idx], t_chunk[idx], lr, l1_w, edge_w, code_w,
+                                            a.cls_weight)
+            else:
+                params, opt_state, m, disc = step(params, opt_state, z_chunk[idx], t_chunk[idx], lr, l1_w, edge_w,
+                                                  code_w, a.cls_weight, disc, a.adv_weight)
             it += 1
             run_metrics.append(m)
             if it % a.eval_every == 0:
@@ -463,12 +532,13 @@ def main(argv=None):
                 history.append({"step": it, "minutes": elapsed / 60, "lr": lr, "l1_weight": l1_w, "edge_weight": edge_w, **avg, **{"eval_" + k: v for k, v in ev.items()}})
                 print(f"step {it:6d} | {elapsed / 60:5.1f} min, {elapsed / it:.3f} s/step, ETA {eta / 60:4.1f} min"
                       f" | lr {lr:.2e} l1/edge w {l1_w:.2f} | train loss {avg['loss']:.4f} mse {avg['mse']:.4f} edge {avg['edge']:.4f}"
-                      f" cls {avg['cls']:.3f}"
+                      f" cls {avg['cls']:.3f} adv {avg['adv']:.3f} D {avg['dloss']:.3f}"
                       f" | held-out mae {ev['mae']:.4f} mse {ev['mse']:.4f} colour {ev['colour_acc']:.3f}"
                       f" shape {ev['shape_acc']:.3f} hue err {ev['hue_err']:.1f} iou {ev['iou']:.3f}", flush=True)
             if time.time() - last_ckpt > a.ckpt_every * 60 or time.time() - t_start > budget:
                 save_state(a.state, {"config": cfg.to_dict(), "params": params, "opt_state": opt_state, "step": it,
-                                     "elapsed": time.time() - t_start, "chunk_id": chunk_id, "history": history})
+                                     "elapsed": time.time() - t_start, "chunk_id": chunk_id, "history": history,
+                                     "disc": disc})
                 last_ckpt = time.time()
             if time.time() - t_start > budget:
                 break

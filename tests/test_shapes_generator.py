@@ -133,6 +133,40 @@ def test_training_fast_modconv_matches_ops():
                                np.asarray(ops.modulated_conv2d(x, w1, s, demodulate=False)), rtol=1e-4, atol=1e-4)
 
 
+def test_fine_tune_terms_reach_the_generator_and_the_discriminator_learns():
+    """The script's fine-tune terms (TRAINING.md "Tried since"): the shape-classifier and adversarial losses
+    change the generator's update, and repeated steps on one batch lower the discriminator's loss."""
+    spec = importlib.util.spec_from_file_location("train_shapes_generator", REPO / "scripts" / "train_shapes_generator.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cfg = mod.make_config(mod.parse_args(["--channel-base", "64", "--channel-max", "8", "--w-dim", "16",
+                                          "--mapping-layers", "2"]))
+    params = mod.G.init_params(jax.random.PRNGKey(0), cfg)
+    scales = mod.update_scales(params, 100.0)
+    z = np.random.default_rng(0).standard_normal((4, cfg.z_dim)).astype(np.float32)
+    attrs = D.z_to_attributes(z)
+    target = np.concatenate([R.render_attributes(attrs), D.shape_decisive_pixels(attrs)[..., None]], -1)
+    target = jnp.asarray(target, jnp.float32)
+    cls_params = mod._cls_init(jax.random.PRNGKey(1))
+    dparams = mod.disc_init(jax.random.PRNGKey(2))
+    disc = {"params": dparams, "opt": mod.DISC_TX.init(dparams)}
+    tx, step = mod.make_step(cfg, scales, mod.fast_modconv, cls_params=cls_params)
+    opt = tx.init(params)
+    base, _, _, _ = step(params, opt, z, target, 1e-3, 1.0, 1.0, 0.0, 0.0, disc, 0.0)
+    for kw in ({"cls_weight": 1.0}, {"adv_weight": 1.0}):
+        args = dict({"cls_weight": 0.0, "adv_weight": 0.0}, **kw)
+        new, _, m, _ = step(params, opt, z, target, 1e-3, 1.0, 1.0, 0.0, args["cls_weight"], disc, args["adv_weight"])
+        diff = max(float(jnp.abs(a - b).max()) for a, b in zip(jax.tree_util.tree_leaves(new),
+                                                               jax.tree_util.tree_leaves(base)))
+        assert diff > 1e-7, kw
+        assert np.isfinite(float(m["cls"])) and np.isfinite(float(m["adv"]))
+    losses = []
+    for _ in range(6):
+        _, _, m, disc = step(params, opt, z, target, 0.0, 1.0, 1.0, 0.0, 0.0, disc, 0.0)
+        losses.append(float(m["dloss"]))
+    assert losses[-1] < losses[0], losses
+
+
 # ---------------------------------------------------------------------------------------------
 # The shipped generator
 # ---------------------------------------------------------------------------------------------
