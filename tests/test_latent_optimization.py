@@ -47,6 +47,26 @@ def test_loss_decreases_and_scan_equals_python_loop(models):
     np.testing.assert_allclose(var, v, atol=1e-5)
 
 
+def test_one_step_chunks_equal_a_two_step_chunk(models):
+    """run_chunk(length=1) takes its step without a scan (a length-1 scan compiles 2.8x slower on CPU): two
+    1-step chunks give the same variables, optimiser state and loss history as one 2-step chunk."""
+    G, clip, w, t = models
+    cfg = lo.LatentOptConfig(steps=12, lr=0.05)
+    init = w[:2]
+    s0 = lo.build_optimizer(cfg).init(init)
+    chunk = jax.jit(lambda v, s, n: lo.run_chunk(G, clip, None, v, s, init, {}, t, None, cfg, n, True),
+                    static_argnums=2)
+    v2, s2, h2 = chunk(init, s0, 2)
+    va, sa, ha = chunk(init, s0, 1)
+    vb, sb, hb = chunk(va, sa, 1)
+    assert ha.shape == (1, 2)
+    np.testing.assert_allclose(vb, v2, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate([ha, hb]), h2, atol=1e-6)
+    for a, b in zip(jax.tree_util.tree_leaves(sb), jax.tree_util.tree_leaves(s2)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert np.abs(v2 - init).max() > 1e-4  # step 1 moved (step 0 has lr 0)
+
+
 def test_pair_in_batch_equals_pair_alone(models):
     G, clip, w, t = models
     cfg = lo.LatentOptConfig(steps=10, lr=0.05)

@@ -148,6 +148,12 @@ def run_chunk(G, clip, arc, var, opt_state, init_var, frozen, text_emb, orig_fea
         updates, s = tx.update(grads, s, v)
         return (optax.apply_updates(v, updates), s), per_pair
 
+    if length == 1:
+        # One step without a scan: on XLA:CPU a length-1 scan (unrolled or not) compiled 2.8x slower than the same
+        # step (rosinality 256 px + ViT-B/32, batch 1: 3557 vs 1279 ms; 2-step chunks 1234 ms per step), and
+        # `optimize` runs a 1-step chunk whenever the steps left are fewer than its chunk length.
+        (var, opt_state), per_pair = step((var, opt_state), None)
+        return var, opt_state, per_pair[None]
     (var, opt_state), hist = jax.lax.scan(step, (var, opt_state), None, length=length, unroll=unroll)
     return var, opt_state, hist
 
@@ -169,7 +175,8 @@ def steps_per_call(cfg: LatentOptConfig, backend: Optional[str] = None) -> int:
     nests instead of its fast convolution library (issue #17: 3x slower per step than the step jitted alone
     at 256 px). Measured in the shapes world (8 pairs, 300 steps, 2-core CPU, /tmp probe of
     `optimize(..., LatentOptConfig(steps_per_call=k))`): one rolled 300-step scan 63 ms/step; k=1 52 ms;
-    k=2 14.7 ms; k=4 13.5 ms; k=5 15.5 ms; k=10 18.2 ms (compile time grows with k). Chunks of up to
+    k=2 14.7 ms; k=4 13.5 ms; k=5 15.5 ms; k=10 18.2 ms (compile time grows with k; k=1 was then a
+    length-1 scan, which `run_chunk` no longer uses). Chunks of up to
     MAX_CPU_UNROLL steps are unrolled on CPU. `benchmarks/latent_optimization.py` prints the per-step time
     of this loop beside one jitted step."""
     if cfg.steps_per_call:
