@@ -7,8 +7,8 @@ Per image i, starting from ``w0_i`` (an encoder's W+, or the mean W on every row
 ``pixel`` is the mean squared (``"mse"``) or absolute (``"l1"``) error over pixels and channels at the
 generator's resolution (targets are resized to it once, bilinear with antialiasing); ``R`` is ArcFace
 (identity loss only when one is given).  Adam with a constant learning rate.  The batched objective is the
-sum of per-image losses, so each image's gradient and Adam update is what it would be alone; the step
-loop is a ``lax.scan`` inside one ``jax.jit`` over the whole batch.
+sum of per-image losses, so each image's gradient and Adam update is what it would be alone; the steps run
+in compiled chunks over the whole batch (2 unrolled steps per call on CPU, see `refine_steps_per_call`).
 
     w, metrics = refine(G, E.encode(x), x, steps=200)
 """
@@ -111,37 +111,82 @@ def _report(step, loss, *, steps):
     print(f"  refine step {int(step) + 1:>5d}/{steps}  mean loss {float(loss):.5f}", flush=True)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
-def _refine_compiled(G, arc, init_var, frozen, targets, valid, hyper, cfg: RefineConfig):
-    """``hyper`` holds lr, l2_lambda, id_lambda as traced scalars (changing them does not recompile);
-    ``cfg`` is the structure with those three fields zeroed (id_lambda 1 where the identity loss is on);
-    ``valid`` (N,) is 1 for real images, 0 for the padding rows (left out of the reported mean)."""
+def _target_feats(arc, targets):
+    if arc is None:
+        return None
+    from ..models.arcface import features_fn
+    return jax.lax.stop_gradient(features_fn(arc.params, targets, num_layers=arc.num_layers))
+
+
+def _refine_step(G, arc, init_var, frozen, targets, target_feats, hyper, cfg: RefineConfig):
+    """One Adam step ``(var, opt_state) -> ((var, opt_state), per-image loss)``. ``hyper`` holds lr,
+    l2_lambda, id_lambda as traced scalars (changing them does not recompile); ``cfg`` is the structure with
+    those three fields zeroed (id_lambda 1 where the identity loss is on)."""
     cfg_traced = _Traced(cfg, hyper)
-    target_feats = None
-    if arc is not None:
-        from ..models.arcface import features_fn
-        target_feats = jax.lax.stop_gradient(features_fn(arc.params, targets, num_layers=arc.num_layers))
     tx = optax.adam(hyper["lr"])
 
     def loss_fn(var):
         total, _ = image_losses(G, var, frozen, init_var, targets, target_feats, arc, cfg_traced)
         return jnp.sum(total), total
 
-    def step(carry, i):
+    def step(carry, _=None):
         var, opt_state = carry
         (_, per_image), grads = jax.value_and_grad(loss_fn, has_aux=True)(var)
         updates, opt_state = tx.update(grads, opt_state, var)
-        var = optax.apply_updates(var, updates)
-        if cfg.report_every > 0:
-            jax.lax.cond(i % cfg.report_every == 0,
-                         lambda: jax.debug.callback(functools.partial(_report, steps=cfg.steps), i,
-                                                    jnp.sum(per_image * valid) / jnp.sum(valid)), lambda: None)
-        return (var, opt_state), per_image
+        return (optax.apply_updates(var, updates), opt_state), per_image
+    return step
 
-    (var, _), hist = jax.lax.scan(step, (init_var, tx.init(init_var)), jnp.arange(cfg.steps))
-    _, before = image_losses(G, init_var, frozen, init_var, targets, target_feats, arc, cfg_traced)
-    total_after, after = image_losses(G, var, frozen, init_var, targets, target_feats, arc, cfg_traced)
-    return var, hist, before, after, total_after
+
+@functools.partial(jax.jit, static_argnames=("cfg", "length", "unroll"), donate_argnums=(2, 3))
+def _refine_chunk(G, arc, var, opt_state, init_var, frozen, targets, hyper, cfg: RefineConfig, length: int, unroll):
+    """``length`` steps from (var, opt_state): (var, opt_state, per-image losses (length, N)). A single step
+    runs without a scan (see latent_optimization.run_chunk)."""
+    step = _refine_step(G, arc, init_var, frozen, targets, _target_feats(arc, targets), hyper, cfg)
+    if length == 1:
+        (var, opt_state), per_image = step((var, opt_state))
+        return var, opt_state, per_image[None]
+    (var, opt_state), hist = jax.lax.scan(step, (var, opt_state), None, length=length, unroll=unroll)
+    return var, opt_state, hist
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _refine_losses(G, arc, var, init_var, frozen, targets, hyper, cfg: RefineConfig):
+    """(per-image loss parts, total) at ``var``: the before / after figures."""
+    total, parts = image_losses(G, var, frozen, init_var, targets, _target_feats(arc, targets), arc,
+                                _Traced(cfg, hyper))
+    return parts, total
+
+
+def refine_steps_per_call(cfg: RefineConfig, backend=None) -> int:
+    """Steps per compiled call of `refine`: on CPU 2, unrolled (XLA:CPU runs the synthesis' backward pass
+    inside a rolled loop 2.6x slower than the same step alone: 256-px NVlabs config, batch 1, 1107 vs 429 ms;
+    see latent_optimization.steps_per_call); elsewhere ``report_every`` (or all steps), rolled."""
+    if (backend or jax.default_backend()) == "cpu":
+        return 2
+    return max(1, cfg.report_every or cfg.steps)
+
+
+def _refine_loop(G, arc, init_var, frozen, targets, valid, hyper, cfg: RefineConfig):
+    """The refinement driven from Python in compiled chunks of `refine_steps_per_call` steps, progress lines
+    every ``report_every`` steps. Returns (var, loss history (steps, N), before parts, after parts)."""
+    before, _ = _refine_losses(G, arc, init_var, init_var, frozen, targets, hyper, cfg)
+    k = refine_steps_per_call(cfg)
+    unroll = True if jax.default_backend() == "cpu" else 1
+    var, opt_state = jax.tree_util.tree_map(jnp.copy, init_var), optax.adam(1.0).init(init_var)
+    hist, done = [], 0
+    while done < cfg.steps:
+        m = min(k, cfg.steps - done)
+        var, opt_state, h = _refine_chunk(G, arc, var, opt_state, init_var, frozen, targets, hyper, cfg, m, unroll)
+        hist.append(h)
+        if cfg.report_every > 0:
+            for j in range(m):
+                if (done + j) % cfg.report_every == 0:
+                    _report(done + j, jnp.sum(h[j] * valid) / jnp.sum(valid), steps=cfg.steps)
+        done += m
+    after, _ = _refine_losses(G, arc, var, init_var, frozen, targets, hyper, cfg)
+    n = jax.tree_util.tree_leaves(init_var)[0].shape[0]
+    hist = jnp.concatenate(hist) if hist else jnp.zeros((0, n), jnp.float32)
+    return var, hist, before, after
 
 
 def mean_w_plus(G, n: int):
@@ -199,7 +244,7 @@ def refine(G, w_plus, target_images, steps: int = 100, *, lr: float = 0.01, pixe
     valid = jnp.asarray(np.arange(len(rows)) < n, jnp.float32)
     if mesh.size > 1:
         valid = jax.device_put(valid, parallel.batch_sharded(mesh))
-    var, hist, before, after, _ = _refine_compiled(G, arc, init_var, frozen, targets, valid, hyper, structure)
+    var, hist, before, after = _refine_loop(G, arc, init_var, frozen, targets, valid, hyper, structure)
     jax.block_until_ready(var)
     var, frozen, hist, before, after = parallel.to_host((var, frozen, hist, before, after))
     var, frozen, before, after = jax.tree_util.tree_map(lambda a: a[:n], (var, frozen, before, after))
