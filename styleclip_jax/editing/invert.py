@@ -24,6 +24,7 @@ import numpy as np
 import optax
 
 from ..models import ops
+from .optim import scan_steps
 
 PIXEL_LOSSES = ("mse", "l1")
 SPACES = ("wplus", "s")
@@ -129,7 +130,7 @@ def _refine_step(G, arc, init_var, frozen, targets, target_feats, hyper, cfg: Re
         total, _ = image_losses(G, var, frozen, init_var, targets, target_feats, arc, cfg_traced)
         return jnp.sum(total), total
 
-    def step(carry, _=None):
+    def step(carry, _):
         var, opt_state = carry
         (_, per_image), grads = jax.value_and_grad(loss_fn, has_aux=True)(var)
         updates, opt_state = tx.update(grads, opt_state, var)
@@ -139,13 +140,9 @@ def _refine_step(G, arc, init_var, frozen, targets, target_feats, hyper, cfg: Re
 
 @functools.partial(jax.jit, static_argnames=("cfg", "length", "unroll"), donate_argnums=(2, 3))
 def _refine_chunk(G, arc, var, opt_state, init_var, frozen, targets, hyper, cfg: RefineConfig, length: int, unroll):
-    """``length`` steps from (var, opt_state): (var, opt_state, per-image losses (length, N)). A single step
-    runs without a scan (see latent_optimization.run_chunk)."""
+    """``length`` steps from (var, opt_state): (var, opt_state, per-image losses (length, N))."""
     step = _refine_step(G, arc, init_var, frozen, targets, _target_feats(arc, targets), hyper, cfg)
-    if length == 1:
-        (var, opt_state), per_image = step((var, opt_state))
-        return var, opt_state, per_image[None]
-    (var, opt_state), hist = jax.lax.scan(step, (var, opt_state), None, length=length, unroll=unroll)
+    (var, opt_state), hist = scan_steps(step, (var, opt_state), length, unroll)
     return var, opt_state, hist
 
 

@@ -148,13 +148,7 @@ def run_chunk(G, clip, arc, var, opt_state, init_var, frozen, text_emb, orig_fea
         updates, s = tx.update(grads, s, v)
         return (optax.apply_updates(v, updates), s), per_pair
 
-    if length == 1:
-        # One step without a scan: on XLA:CPU a length-1 scan (unrolled or not) compiled 2.8x slower than the same
-        # step (rosinality 256 px + ViT-B/32, batch 1: 3557 vs 1279 ms; 2-step chunks 1234 ms per step), and
-        # `optimize` runs a 1-step chunk whenever the steps left are fewer than its chunk length.
-        (var, opt_state), per_pair = step((var, opt_state), None)
-        return var, opt_state, per_pair[None]
-    (var, opt_state), hist = jax.lax.scan(step, (var, opt_state), None, length=length, unroll=unroll)
+    (var, opt_state), hist = optim.scan_steps(step, (var, opt_state), length, unroll)
     return var, opt_state, hist
 
 

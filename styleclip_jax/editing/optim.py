@@ -115,6 +115,18 @@ def styleclip_lr_schedule(initial_lr: float = 0.1, steps: int = 300, rampdown: f
 GcAxes = Union[str, Callable[[tuple], Sequence[int]]]
 
 
+def scan_steps(step, carry, length: int, unroll=1):
+    """``length`` applications of ``step(carry, None) -> (carry, out)``: (carry, outs stacked on a new axis 0).
+
+    A single step runs without ``lax.scan``: on XLA:CPU a length-1 scan (unrolled or not) compiled 2.8x slower
+    than the same step jitted alone (latent optimisation, rosinality 256 px + ViT-B/32, batch 1: 3557 vs
+    1279 ms), and the editing loops run one whenever fewer steps than their chunk length are left."""
+    if length == 1:
+        carry, out = step(carry, None)
+        return carry, jax.tree_util.tree_map(lambda a: a[None], out)
+    return jax.lax.scan(step, carry, None, length=length, unroll=unroll)
+
+
 def _gc_reduce_axes(gc_axes: GcAxes, ndim: int) -> tuple:
     if callable(gc_axes):
         return tuple(gc_axes(ndim))
