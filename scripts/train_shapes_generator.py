@@ -157,6 +157,11 @@ def parse_args(argv=None):
     p.add_argument("--map-pretrain-steps", type=int, default=0,
                    help="before training, fit the mapping network alone to the attribute code for this many steps "
                         "(batch 256, cosine lr from 3e-3; ~40 s for 10,000 on 2 cores)")
+    p.add_argument("--mix-prob", type=float, default=0.0,
+                   help="fraction of training samples whose oracle code lies between two samples' codes: hue on the "
+                        "chord between two hue directions (rendered at the chord's angle, saturation times its "
+                        "length), shape between two one-hots (rendered as the same blend of the two coverages); "
+                        "they count with the oracle's weight, so they fade out with it")
     p.add_argument("--shape-code-scale", type=float, default=1.0, help="scale of the one-hot shape in that code")
     p.add_argument("--l1-weight", type=float, default=1.0)
     p.add_argument("--ramp-start", type=float, default=0.5, help="budget fraction where L1/edge terms start")
@@ -317,6 +322,50 @@ def disc_logits(dparams, img):
 DISC_TX = optax.adam(2e-4, b1=0.0, b2=0.99)
 
 
+def code_coordinates(z) -> np.ndarray:
+    """(N, 13) the attribute code before projection, in numpy (as ``attribute_code_of`` computes it)."""
+    x = D.normalise_z(z)
+    hue = x[:, 0:2] / np.clip(np.linalg.norm(x[:, 0:2], axis=-1, keepdims=True), 1e-6, None)
+    shape = np.eye(D.N_SHAPES)[np.argmax(x[:, D.SHAPE_DIMS], axis=1)]
+    cont = 2.0 * D.normal_cdf(x[:, D.CONTINUOUS_DIMS]) - 1.0
+    return np.concatenate([hue, shape, cont], axis=1).astype(np.float32)
+
+
+def mixed_samples(z, rng, mix_prob):
+    """Training targets and oracle codes for latents ``z``, a ``mix_prob`` fraction of them moved to points
+    between the codes of two samples, with a target that gives those points a meaning: hue = the chord
+    lambda h_i + (1 - lambda) h_j between two hue directions, rendered at the chord's angle with the saturation
+    scaled by its length (a colour wheel); shape = mu e_a + (1 - mu) e_b, rendered as the same blend of the two
+    shapes' coverages. Returns (target (N, 32, 32, 4) with the decisive-pixel channel, code (N, 13),
+    mixed (N,) float)."""
+    attrs = D.z_to_attributes(z)
+    code = code_coordinates(z)
+    n = len(z)
+    mixed = rng.random(n) < mix_prob
+    cov, fg, bg = R.render_layers(attrs)
+    if mixed.any():
+        idx = np.where(mixed)[0]
+        lam = rng.random(len(idx))
+        partner = rng.integers(0, n, len(idx))
+        h = lam[:, None] * code[idx, 0:2] + (1.0 - lam[:, None]) * code[partner, 0:2]
+        r = np.linalg.norm(h, axis=1)
+        u = np.mod(np.arctan2(h[:, 1], h[:, 0]) / (2.0 * np.pi), 1.0)
+        hue = R.hue_from_uniform(360.0 * u)
+        sat = np.asarray(attrs["saturation"])[idx] * np.clip(r, 0.0, 1.0)
+        fg = fg.copy()
+        fg[idx] = R.hsv_to_rgb(hue, sat, np.asarray(attrs["brightness"])[idx])
+        code[idx, 0:2] = h
+        mu = rng.random(len(idx))
+        other = (np.asarray(attrs["shape"])[idx] + rng.integers(1, D.N_SHAPES, len(idx))) % D.N_SHAPES
+        sub = {k: np.asarray(v)[idx] for k, v in attrs.items()}
+        cov_other = R.render_layers(dict(sub, shape=other))[0]
+        cov = cov.copy()
+        cov[idx] = mu[:, None, None] * cov[idx] + (1.0 - mu[:, None, None]) * cov_other
+        code[idx, 2:6] = mu[:, None] * code[idx, 2:6] + (1.0 - mu[:, None]) * np.eye(D.N_SHAPES)[other]
+    target = np.concatenate([R.compose_layers(cov, fg, bg), D.shape_decisive_pixels(attrs)[..., None]], axis=-1)
+    return target.astype(np.float32), code, mixed.astype(np.float32)
+
+
 def code_projection(w_dim):
     """(w_dim, 13) fixed random map with orthogonal columns of norm 2 (seed 0): code coordinates -> w."""
     return np.linalg.qr(np.random.default_rng(0).standard_normal((w_dim, 13)))[0] * 2.0
@@ -373,12 +422,18 @@ def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_p
     def attribute_code(z):
         return attribute_code_of(z, cfg.w_dim, shape_code_scale)
 
-    def loss_fn(params, z, target, l1_weight, edge_weight, code_weight, cls_weight, dparams, adv_weight, oracle):
+    proj = jnp.asarray(code_projection(cfg.w_dim), jnp.float32)
+    code_scale = jnp.asarray([1.0, 1.0] + [shape_code_scale] * D.N_SHAPES + [1.0] * 7, jnp.float32)
+
+    def loss_fn(params, z, target, l1_weight, edge_weight, code_weight, cls_weight, dparams, adv_weight, oracle,
+                code, mixed):
         ws = G.mapping(params, cfg, z)
         code_w = attribute_code(z)
         # oracle > 0: the synthesis network sees (a blend toward) the attribute code itself, so it can learn to
-        # draw from exact attributes while the mapping network learns to produce that code
-        ws_syn = ws + oracle * (code_w[:, None, :] - ws)
+        # draw from exact attributes while the mapping network learns to produce that code; ``code`` may hold
+        # points between two samples' codes (``mixed``, see mixed_samples), whose weight fades with the oracle
+        oracle_w = code_w if code is None else (code * code_scale) @ proj.T
+        ws_syn = ws + oracle * (oracle_w[:, None, :] - ws)
         img = G.synthesis(params, cfg, ws_syn, noise_mode="const", modconv=modconv)
         # shape pixels are 6-25 % of an image: weight them up so colour and placement are learned
         # before the (easy) background dominates the loss; the corner pixel is always background
@@ -387,6 +442,8 @@ def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_p
         diff = img - target
         fg = (jnp.sum(jnp.abs(target - target[:, :1, :1, :]), axis=-1, keepdims=True) > 0.15)
         wmap = 1.0 + shape_weight * fg.astype(img.dtype) + decisive_weight * decisive
+        if mixed is not None:
+            diff = diff * (1.0 - mixed * (1.0 - oracle))[:, None, None, None]
         mse = jnp.mean(wmap * jnp.square(diff)) / jnp.mean(wmap)
         l1 = jnp.mean(jnp.abs(diff))
         gy, gx = image_grads(img)
@@ -415,10 +472,11 @@ def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_p
 
     @jax.jit
     def step(params, opt_state, z, target, lr, l1_weight, edge_weight, code_weight=0.0, cls_weight=0.0,
-             disc=None, adv_weight=0.0, oracle=0.0):
+             disc=None, adv_weight=0.0, oracle=0.0, code=None, mixed=None):
         dparams = None if disc is None else disc["params"]
         (loss, (mse, l1, edge, cls, adv, img, w_mean)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, z, target, l1_weight, edge_weight, code_weight, cls_weight, dparams, adv_weight, oracle)
+            params, z, target, l1_weight, edge_weight, code_weight, cls_weight, dparams, adv_weight, oracle, code,
+            mixed)
         dloss = jnp.zeros(())
         if disc is not None:
             dloss, dgrads = jax.value_and_grad(disc_loss)(dparams, target[..., :3], jax.lax.stop_gradient(img))
@@ -465,8 +523,8 @@ def lr_at(a, step, frac):
 class ChunkMaker:
     """Background thread rendering chunks of (z, target) with fresh latents from a seeded stream."""
 
-    def __init__(self, z_dim, chunk, seed, start_chunk):
-        self.z_dim, self.chunk, self.seed = z_dim, chunk, seed
+    def __init__(self, z_dim, chunk, seed, start_chunk, mix_prob=0.0):
+        self.z_dim, self.chunk, self.seed, self.mix_prob = z_dim, chunk, seed, mix_prob
         self.q = queue.Queue(maxsize=1)
         self.next = start_chunk
         self.stop = False
@@ -477,10 +535,8 @@ class ChunkMaker:
         while not self.stop:
             rng = np.random.default_rng([self.seed, self.next])
             z = rng.standard_normal((self.chunk, self.z_dim)).astype(np.float32)
-            attrs = D.z_to_attributes(z)
-            target = np.concatenate([R.render_attributes(attrs), D.shape_decisive_pixels(attrs)[..., None]],
-                                    axis=-1).astype(np.float32)
-            self.q.put((self.next, z, target))
+            target, code, mixed = mixed_samples(z, rng, self.mix_prob)
+            self.q.put((self.next, z, target, code, mixed))
             self.next += 1
 
     def get(self):
@@ -554,12 +610,12 @@ def main(argv=None):
         p, cfg, jnp.broadcast_to(attribute_code_of(z, cfg.w_dim, a.shape_code_scale)[:, None],
                                  (z.shape[0], cfg.num_ws, cfg.w_dim)), noise_mode="const"))
     budget = a.minutes * 60.0
-    maker = ChunkMaker(cfg.z_dim, a.chunk, a.seed, chunk_id)
+    maker = ChunkMaker(cfg.z_dim, a.chunk, a.seed, chunk_id, a.mix_prob)
     steps_per_chunk = max(1, a.passes * a.chunk // a.batch)
     rng = np.random.default_rng([a.seed, 999, it])
 
     if a.bench:
-        _, z, tgt = maker.get()
+        _, z, tgt, _, _ = maker.get()
         t0 = time.time()
         out = step(params, opt_state, z[:a.batch], tgt[:a.batch], 1e-3, 1.0, 1.0)
         jax.block_until_ready(out)
@@ -577,7 +633,7 @@ def main(argv=None):
     last_ckpt = time.time()
     run_metrics = []
     while True:
-        cid, z_chunk, t_chunk = maker.get()
+        cid, z_chunk, t_chunk, c_chunk, m_chunk = maker.get()
         chunk_id = cid + 1
         order = np.concatenate([rng.permutation(a.chunk) for _ in range(a.passes)])
         for j in range(steps_per_chunk):
@@ -587,9 +643,10 @@ def main(argv=None):
             l1_w, edge_w = loss_weights_at(a, elapsed / budget)
             code_w = a.code_weight * max(0.0, 1.0 - elapsed / budget / a.code_until) if a.code_until > 0 else 0.0
             oracle = oracle_at(a, elapsed / budget)
+            mix = {} if a.mix_prob <= 0 else {"code": c_chunk[idx], "mixed": m_chunk[idx]}
             if disc is None:
                 params, opt_state, m = step(params, opt_state, z_chunk[idx], t_chunk[idx], lr, l1_w, edge_w, code_w,
-                                            a.cls_weight, oracle=oracle)
+                                            a.cls_weight, oracle=oracle, **mix)
             else:
                 params, opt_state, m, disc = step(params, opt_state, z_chunk[idx], t_chunk[idx], lr, l1_w, edge_w,
                                                   code_w, a.cls_weight, disc, a.adv_weight, oracle)

@@ -200,6 +200,40 @@ def test_oracle_code_feeds_the_synthesis_and_the_pretrained_mapping_reads_shape(
     assert [mod.oracle_at(a, f) for f in (0.0, 0.6, 0.7, 0.8, 0.9)] == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0])
 
 
+def test_mixed_samples_give_in_between_codes_a_meaning():
+    """``mixed_samples``: without mixing, the rule's renders and codes exactly; a mixed sample's hue code is a
+    chord between two unit hue directions (so no longer than 1), its shape code a convex mix of two one-hots, and
+    its target differs from the rule's render; at oracle 0 mixed samples carry no pixel loss."""
+    spec = importlib.util.spec_from_file_location("train_shapes_generator", REPO / "scripts" / "train_shapes_generator.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    z = np.random.default_rng(0).standard_normal((32, 16)).astype(np.float32)
+    attrs = D.z_to_attributes(z)
+    target, code, mixed = mod.mixed_samples(z, np.random.default_rng(1), 0.0)
+    assert not mixed.any()
+    np.testing.assert_array_equal(target[..., :3], R.render_attributes(attrs))
+    np.testing.assert_allclose(code @ mod.code_projection(64).T, np.asarray(mod.attribute_code_of(jnp.asarray(z), 64)),
+                               atol=1e-5)
+    target, code, mixed = mod.mixed_samples(z, np.random.default_rng(1), 1.0)
+    assert mixed.all()
+    r = np.linalg.norm(code[:, :2], axis=1)
+    assert np.all(r <= 1.0 + 1e-6) and r.min() < 0.9
+    np.testing.assert_allclose(code[:, 2:6].sum(1), 1.0, atol=1e-6)
+    assert np.all(code[:, 2:6] >= 0) and np.all((code[:, 2:6] > 0).sum(1) == 2)
+    # a mixed target is the same picture only where both shapes agree: hue or coverage differ elsewhere
+    assert np.abs(target[..., :3] - R.render_attributes(attrs)).max(axis=(1, 2, 3)).min() > 0.05
+    cfg = mod.make_config(mod.parse_args(["--channel-base", "64", "--channel-max", "8", "--w-dim", "64",
+                                          "--mapping-layers", "2"]))
+    params = mod.G.init_params(jax.random.PRNGKey(0), cfg)
+    tx, step = mod.make_step(cfg, mod.update_scales(params, 100.0), mod.fast_modconv)
+    out = step(params, tx.init(params), z[:4], jnp.asarray(target[:4]), 1e-3, 1.0, 1.0, 0.0, oracle=0.0,
+               code=jnp.asarray(code[:4]), mixed=jnp.ones(4))
+    assert float(out[2]["mse"]) == 0.0 and float(out[2]["l1"]) == 0.0
+    out = step(params, tx.init(params), z[:4], jnp.asarray(target[:4]), 1e-3, 1.0, 1.0, 0.0, oracle=1.0,
+               code=jnp.asarray(code[:4]), mixed=jnp.ones(4))
+    assert float(out[2]["mse"]) > 0.0
+
+
 # ---------------------------------------------------------------------------------------------
 # The shipped generator
 # ---------------------------------------------------------------------------------------------
