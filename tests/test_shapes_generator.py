@@ -116,10 +116,21 @@ def test_evaluate_on_renders():
 # ---------------------------------------------------------------------------------------------
 # The training script's fast modulated conv equals ops.modulated_conv2d
 # ---------------------------------------------------------------------------------------------
-def test_training_fast_modconv_matches_ops():
+def training_script():
+    """scripts/train_shapes_generator.py as a module (it is a script, not part of the package)."""
     spec = importlib.util.spec_from_file_location("train_shapes_generator", REPO / "scripts" / "train_shapes_generator.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def tiny_config(mod, w_dim=16):
+    return mod.make_config(mod.parse_args(["--channel-base", "64", "--channel-max", "8", "--w-dim", str(w_dim),
+                                           "--mapping-layers", "2"]))
+
+
+def test_training_fast_modconv_matches_ops():
+    mod = training_script()
     k = jax.random.split(jax.random.PRNGKey(0), 4)
     x = jax.random.normal(k[0], (2, 8, 8, 5))
     s = jax.random.normal(k[2], (2, 5))
@@ -136,11 +147,8 @@ def test_training_fast_modconv_matches_ops():
 def test_fine_tune_terms_reach_the_generator_and_the_discriminator_learns():
     """The script's fine-tune terms (TRAINING.md "Tried since"): the shape-classifier and adversarial losses
     change the generator's update, and repeated steps on one batch lower the discriminator's loss."""
-    spec = importlib.util.spec_from_file_location("train_shapes_generator", REPO / "scripts" / "train_shapes_generator.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    cfg = mod.make_config(mod.parse_args(["--channel-base", "64", "--channel-max", "8", "--w-dim", "16",
-                                          "--mapping-layers", "2"]))
+    mod = training_script()
+    cfg = tiny_config(mod)
     params = mod.G.init_params(jax.random.PRNGKey(0), cfg)
     scales = mod.update_scales(params, 100.0)
     z = np.random.default_rng(0).standard_normal((4, cfg.z_dim)).astype(np.float32)
@@ -171,11 +179,8 @@ def test_oracle_code_feeds_the_synthesis_and_the_pretrained_mapping_reads_shape(
     """The script's two-stage schedule (TRAINING.md): fitting the mapping network alone to the attribute code
     makes the one-hot shape readable from w (far above chance); with the oracle at 1 the synthesis is fed the
     code, so the pixel losses give the mapping network no gradient (only the code term moves it)."""
-    spec = importlib.util.spec_from_file_location("train_shapes_generator", REPO / "scripts" / "train_shapes_generator.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    cfg = mod.make_config(mod.parse_args(["--channel-base", "64", "--channel-max", "8", "--w-dim", "16",
-                                          "--mapping-layers", "2"]))
+    mod = training_script()
+    cfg = tiny_config(mod)
     params = mod.G.init_params(jax.random.PRNGKey(0), cfg)
     scales = mod.update_scales(params, 100.0)
     _, _, acc0 = mod.pretrain_mapping(params, cfg, scales, 1)
@@ -204,9 +209,7 @@ def test_mixed_samples_give_in_between_codes_a_meaning():
     """``mixed_samples``: without mixing, the rule's renders and codes exactly; a mixed sample's hue code is a
     chord between two unit hue directions (so no longer than 1), its shape code a convex mix of two one-hots, and
     its target differs from the rule's render; at oracle 0 mixed samples carry no pixel loss."""
-    spec = importlib.util.spec_from_file_location("train_shapes_generator", REPO / "scripts" / "train_shapes_generator.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = training_script()
     z = np.random.default_rng(0).standard_normal((32, 16)).astype(np.float32)
     attrs = D.z_to_attributes(z)
     target, code, mixed = mod.mixed_samples(z, np.random.default_rng(1), 0.0)
@@ -222,8 +225,7 @@ def test_mixed_samples_give_in_between_codes_a_meaning():
     assert np.all(code[:, 2:6] >= 0) and np.all((code[:, 2:6] > 0).sum(1) == 2)
     # a mixed target is the same picture only where both shapes agree: hue or coverage differ elsewhere
     assert np.abs(target[..., :3] - R.render_attributes(attrs)).max(axis=(1, 2, 3)).min() > 0.05
-    cfg = mod.make_config(mod.parse_args(["--channel-base", "64", "--channel-max", "8", "--w-dim", "64",
-                                          "--mapping-layers", "2"]))
+    cfg = tiny_config(mod, w_dim=64)
     params = mod.G.init_params(jax.random.PRNGKey(0), cfg)
     tx, step = mod.make_step(cfg, mod.update_scales(params, 100.0), mod.fast_modconv)
     out = step(params, tx.init(params), z[:4], jnp.asarray(target[:4]), 1e-3, 1.0, 1.0, 0.0, oracle=0.0,
