@@ -156,13 +156,12 @@ def parse_args(argv=None):
     p.add_argument("--oracle-fade", type=float, default=0.1, help="budget fraction of the oracle's fade-out")
     p.add_argument("--map-pretrain-steps", type=int, default=0,
                    help="before training, fit the mapping network alone to the attribute code for this many steps "
-                        "(batch 256, cosine lr from 3e-3; ~40 s for 10,000 on 2 cores)")
+                        "(batch 256, cosine lr from 3e-3; 20,000 take ~10 s on 2 cores)")
     p.add_argument("--mix-prob", type=float, default=0.0,
                    help="fraction of training samples whose oracle code lies between two samples' codes: hue on the "
                         "chord between two hue directions (rendered at the chord's angle, saturation times its "
                         "length), shape between two one-hots (rendered as the same blend of the two coverages); "
                         "they count with the oracle's weight, so they fade out with it")
-    p.add_argument("--shape-code-scale", type=float, default=1.0, help="scale of the one-hot shape in that code")
     p.add_argument("--l1-weight", type=float, default=1.0)
     p.add_argument("--ramp-start", type=float, default=0.5, help="budget fraction where L1/edge terms start")
     p.add_argument("--ramp-end", type=float, default=0.75, help="budget fraction where they reach full weight")
@@ -371,19 +370,18 @@ def code_projection(w_dim):
     return np.linalg.qr(np.random.default_rng(0).standard_normal((w_dim, 13)))[0] * 2.0
 
 
-def attribute_code_of(z, w_dim, shape_code_scale=1.0):
-    """A fixed linear code of the rule's attributes (generator_data): hue direction (2), one-hot shape (4, times
-    ``shape_code_scale``), the 7 continuous attributes in [-1, 1]; projected to w_dim by a fixed random
-    orthogonal map (seed 0)."""
+def attribute_code_of(z, w_dim):
+    """A fixed linear code of the rule's attributes (generator_data): hue direction (2), one-hot shape (4),
+    the 7 continuous attributes in [-1, 1]; projected to w_dim by a fixed random orthogonal map (seed 0)."""
     proj = jnp.asarray(code_projection(w_dim), jnp.float32)
     x = z / jnp.sqrt(jnp.mean(jnp.square(z), axis=-1, keepdims=True) + 1e-8)
     hue = x[:, 0:2] / jnp.linalg.norm(x[:, 0:2], axis=-1, keepdims=True).clip(1e-6)
-    shape = shape_code_scale * jax.nn.one_hot(jnp.argmax(x[:, D.SHAPE_DIMS], axis=1), D.N_SHAPES)
+    shape = jax.nn.one_hot(jnp.argmax(x[:, D.SHAPE_DIMS], axis=1), D.N_SHAPES)
     cont = jax.scipy.special.erf(x[:, D.CONTINUOUS_DIMS] / jnp.sqrt(2.0))  # 2 Phi(x) - 1
     return jnp.concatenate([hue, shape, cont], axis=1) @ proj.T
 
 
-def pretrain_mapping(params, cfg, scales, steps, seed=0, shape_code_scale=1.0, lr=3e-3, batch=256):
+def pretrain_mapping(params, cfg, scales, steps, seed=0, lr=3e-3, batch=256):
     """Fit the mapping network alone to ``attribute_code_of(z)`` (MSE, Adam, cosine lr), so that from the first
     generator step mapping(z) already carries the rule's attributes, the one-hot shape included (the argmax is
     the hard part). Cheap: no synthesis. Returns (params, final loss, shape read back from w on EVAL_SEEDS)."""
@@ -393,7 +391,7 @@ def pretrain_mapping(params, cfg, scales, steps, seed=0, shape_code_scale=1.0, l
 
     def loss(mp, z):
         ws = G.mapping(dict(params, mapping=mp), cfg, z)
-        return jnp.mean(jnp.square(ws[:, 0] - attribute_code_of(z, cfg.w_dim, shape_code_scale)))
+        return jnp.mean(jnp.square(ws[:, 0] - attribute_code_of(z, cfg.w_dim)))
 
     @jax.jit
     def step(mp, opt, z, lr_i):
@@ -415,24 +413,19 @@ def pretrain_mapping(params, cfg, scales, steps, seed=0, shape_code_scale=1.0, l
     return params, float(val), shape_acc
 
 
-def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_params=None, r1_gamma=1.0,
-              shape_code_scale=1.0):
+def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_params=None, r1_gamma=1.0):
     tx = optax.scale_by_adam()
 
-    def attribute_code(z):
-        return attribute_code_of(z, cfg.w_dim, shape_code_scale)
-
     proj = jnp.asarray(code_projection(cfg.w_dim), jnp.float32)
-    code_scale = jnp.asarray([1.0, 1.0] + [shape_code_scale] * D.N_SHAPES + [1.0] * 7, jnp.float32)
 
     def loss_fn(params, z, target, l1_weight, edge_weight, code_weight, cls_weight, dparams, adv_weight, oracle,
                 code, mixed):
         ws = G.mapping(params, cfg, z)
-        code_w = attribute_code(z)
+        code_w = attribute_code_of(z, cfg.w_dim)
         # oracle > 0: the synthesis network sees (a blend toward) the attribute code itself, so it can learn to
         # draw from exact attributes while the mapping network learns to produce that code; ``code`` may hold
         # points between two samples' codes (``mixed``, see mixed_samples), whose weight fades with the oracle
-        oracle_w = code_w if code is None else (code * code_scale) @ proj.T
+        oracle_w = code_w if code is None else code @ proj.T
         ws_syn = ws + oracle * (oracle_w[:, None, :] - ws)
         img = G.synthesis(params, cfg, ws_syn, noise_mode="const", modconv=modconv)
         # shape pixels are 6-25 % of an image: weight them up so colour and placement are learned
@@ -579,8 +572,7 @@ def main(argv=None):
     scales = update_scales(params, a.mapping_lr_scale)
     modconv = ops.modulated_conv2d if a.standard_conv else fast_modconv
     check_fast_conv(params, cfg)
-    tx, step = make_step(cfg, scales, modconv, a.shape_weight, a.decisive_weight, cls_params, a.r1_gamma,
-                         a.shape_code_scale)
+    tx, step = make_step(cfg, scales, modconv, a.shape_weight, a.decisive_weight, cls_params, a.r1_gamma)
     opt_state = tx.init(params)
     disc = None
     if a.adv_weight > 0:
@@ -600,14 +592,14 @@ def main(argv=None):
         print(f"resumed from {a.state}: step {it}, {elapsed / 60:.1f} min done", flush=True)
     elif a.map_pretrain_steps > 0 and not a.bench and not a.init:
         t0 = time.time()
-        params, val, acc = pretrain_mapping(params, cfg, scales, a.map_pretrain_steps, a.seed, a.shape_code_scale)
+        params, val, acc = pretrain_mapping(params, cfg, scales, a.map_pretrain_steps, a.seed)
         print(f"mapping network fitted to the attribute code: {a.map_pretrain_steps} steps, loss {val:.4f}, "
               f"shape read back from w right on {acc:.3f} of the held-out latents; {time.time() - t0:.0f} s", flush=True)
 
     fwd = jax.jit(lambda p, z: G.synthesis(p, cfg, G.mapping(p, cfg, z), noise_mode="const"))
     z_eval = G.seeds_to_z(EVAL_SEEDS, cfg.z_dim)
     fwd_code = jax.jit(lambda p, z: G.synthesis(
-        p, cfg, jnp.broadcast_to(attribute_code_of(z, cfg.w_dim, a.shape_code_scale)[:, None],
+        p, cfg, jnp.broadcast_to(attribute_code_of(z, cfg.w_dim)[:, None],
                                  (z.shape[0], cfg.num_ws, cfg.w_dim)), noise_mode="const"))
     budget = a.minutes * 60.0
     maker = ChunkMaker(cfg.z_dim, a.chunk, a.seed, chunk_id, a.mix_prob)
