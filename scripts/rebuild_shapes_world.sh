@@ -19,8 +19,10 @@ python scripts/train_shapes_clip.py --out "$ASSETS/shapes_clip" --ckpt "$STATE/c
     --logit-scale 100 --aug-p 0.75 --aug-blur 2.0 --aug-tint 0.1 --aug-halo 0.8 --aug-hue 0
 
 # StyleSpace statistics + fs3 of the default global-direction config, written into the shipped folder
-# (emptied first: the statistics' file name does not name the generator, so old ones would be reused)
-rm -rf "$ASSETS/shapes_global_direction"
+# (emptied first when the generator is newer: the statistics' file name does not name the generator, so old
+# ones would be reused; a rerun after a kill during the sweep keeps its finished blocks and resumes)
+GD="$ASSETS/shapes_global_direction"
+if [ -d "$GD" ] && [ "$ASSETS/shapes_generator/manifest.json" -nt "$GD" ]; then rm -rf "$GD"; fi
 python main.py --mode=global_direction_precompute --workdir="$STATE/fs3" \
     --config.cache_dir="$ASSETS/shapes_global_direction"
 rm -rf "$ASSETS"/shapes_global_direction/*/blocks
