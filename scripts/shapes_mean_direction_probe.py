@@ -1,13 +1,25 @@
 #!/usr/bin/env python
-"""Is a failing shapes-world colour edit the generator's StyleSpace or CLIP's direction? (issue #15)
+"""Is a failing shapes-world colour edit the generator's StyleSpace, CLIP's text, or the fs3 sweep? (issue #15)
 
-Applies a direction that needs no CLIP: mean S of the generator's red samples minus mean S of the others
-(pixel-metric colour of 2,000 samples, seeds 10000-11999, truncation 0.7), at the alphas of the study range,
-to the held-out seeds 100-147 that are not red; prints the fraction that turns red-dominant with the shape
-(mask IoU >= 0.7) and saturation (>= 80 %) kept, as scripts/measure_shapes_edits.py counts it.
+Edits the held-out seeds 100-147 that are not of the target colour with three directions, over the alphas of
+the study range, and prints the fraction that turns target-dominant with the shape (mask IoU >= 0.7) and
+saturation (>= 80 %) kept at some alpha, as scripts/measure_shapes_edits.py counts it:
 
-Usage:  python scripts/shapes_mean_direction_probe.py [GENERATOR]   (default: the shipped "shapes")
+  mean S      no CLIP: mean S of the generator's target-coloured samples minus mean S of the others (pixel-
+              metric colour of 2,000 samples, seeds 10000-11999, truncation 0.7);
+  text        the global direction from fs3 and CLIP's text direction "a shape" -> "a {target} shape"
+              (what the global_direction mode does), at beta 0.1;
+  image       the same fs3 and beta, but the text direction replaced by CLIP's *image-space* direction
+              (mean embedding of the target-coloured samples minus mean of the others). If this fails
+              too, the text/image alignment of the CLIP is not what limits the edit: the per-channel
+              relevance (fs3) is.
+
+Usage:  python scripts/shapes_mean_direction_probe.py [--generator G] [--fs3-dir DIR] [--clip C] [--target red]
+(--generator default: the shipped "shapes"; --fs3-dir: a folder holding stats_*.npz and fs3_*/fs3.npy, as the
+global_direction_precompute mode writes to its cache_dir; without it only the mean-S row is printed.)
 """
+import argparse
+import glob
 import os
 import sys
 
@@ -19,44 +31,74 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import styleclip_jax as sc  # noqa: E402
+from styleclip_jax.editing import global_direction as gd  # noqa: E402
 from styleclip_jax.models.generator import seeds_to_z  # noqa: E402
 from styleclip_jax.shapes import metrics as M, render as R  # noqa: E402
 
 ALPHAS = (0.5, 1.0, 1.5, 2.0, 3.0)  # the study range of scripts/measure_shapes_edits.py
+BETA = 0.1                           # the shapes-world default (configs/global_direction.py)
+LABELLED, HELD_OUT = range(10000, 12000), range(100, 148)
 
 
-def flat(s):
+def _flat(s):
     return jnp.concatenate([v.reshape(v.shape[0], -1) for v in jax.tree_util.tree_leaves(s)], 1)
 
 
-def main(generator="shapes", target="red"):
-    G = sc.load_generator(generator)
+def _unflat(like, x):
+    leaves, tdef = jax.tree_util.tree_flatten(like)
+    parts = np.split(x, np.cumsum([int(np.prod(v.shape[1:])) for v in leaves])[:-1], axis=1)
+    return jax.tree_util.tree_unflatten(tdef, [jnp.asarray(p.reshape(v.shape)) for p, v in zip(parts, leaves)])
 
-    def styles(seeds, psi=0.7):
-        ws = G.mapping(jnp.asarray(seeds_to_z(seeds, G.z_dim)), truncation_psi=psi)
-        return ws, G.w_to_s(ws)
 
-    k = R.COLOURS.index(target)
-    ws, s = styles(range(10000, 12000))
-    col = M.dominant_colour_index(np.asarray(G.synthesis(ws)))
-    fs = np.asarray(flat(s))
-    d = fs[col == k].mean(0) - fs[col != k].mean(0)
-    ws2, s2 = styles(range(100, 148))
-    src = np.asarray(G.synthesis(ws2))
-    todo = M.dominant_colour_index(src) != k
-    leaves, tdef = jax.tree_util.tree_flatten(s2)
-    sizes = [int(np.prod(v.shape[1:])) for v in leaves]
+def _success(G, src, s, delta, k):
+    """(N,) whether s + alpha * delta (flat) is target-dominant with shape and saturation kept at some alpha."""
     reached = np.zeros(len(src), bool)
     for a in ALPHAS:
-        parts = np.split(np.asarray(flat(s2)) + a * d, np.cumsum(sizes)[:-1], axis=1)
-        s_ed = jax.tree_util.tree_unflatten(tdef, [jnp.asarray(p.reshape(v.shape)) for p, v in zip(parts, leaves)])
-        rep = M.edit_report(src, np.asarray(G.synthesis_from_s(s_ed)))
-        ok = (rep["colour_after"] == k) & (rep["iou"] >= 0.7) & (rep["saturation_ratio"] >= 0.8)
-        reached |= ok
-        print(f"alpha {a}: {target} with shape and saturation kept {np.mean(ok[todo]):.2f}, "
-              f"{target} at all {np.mean((rep['colour_after'] == k)[todo]):.2f}", flush=True)
-    print(f"at some alpha: {np.mean(reached[todo]):.2f} of {int(todo.sum())} non-{target} samples")
+        rep = M.edit_report(src, np.asarray(G.synthesis_from_s(_unflat(s, np.asarray(_flat(s)) + a * delta))))
+        reached |= (rep["colour_after"] == k) & (rep["iou"] >= 0.7) & (rep["saturation_ratio"] >= 0.8)
+    return reached
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--generator", default="shapes")
+    p.add_argument("--fs3-dir", default=None)
+    p.add_argument("--clip", default="shapes")
+    p.add_argument("--target", default="red", choices=R.COLOURS)
+    a = p.parse_args(argv)
+    G = sc.load_generator(a.generator)
+    k = R.COLOURS.index(a.target)
+
+    def styles(seeds):
+        ws = G.mapping(jnp.asarray(seeds_to_z(seeds, G.z_dim)), truncation_psi=0.7)
+        return ws, G.w_to_s(ws)
+
+    ws, s = styles(LABELLED)
+    imgs = np.asarray(G.synthesis(ws))
+    is_k = M.dominant_colour_index(imgs) == k
+    fs = np.asarray(_flat(s))
+    ws2, s2 = styles(HELD_OUT)
+    src = np.asarray(G.synthesis(ws2))
+    todo = M.dominant_colour_index(src) != k
+    rows = [("mean S", fs[is_k].mean(0) - fs[~is_k].mean(0))]
+    if a.fs3_dir:
+        clip = sc.load_clip(a.clip)
+        mean, std = gd.load_stats(glob.glob(os.path.join(a.fs3_dir, "stats*.npz"))[0], G)
+        fs3 = gd.load_fs3(glob.glob(os.path.join(a.fs3_dir, "fs3*", "fs3.npy"))[0], G)
+        f = np.concatenate([np.asarray(gd.embed_images(clip, jnp.asarray(imgs[i:i + 250])))
+                            for i in range(0, len(imgs), 250)])
+        f /= np.linalg.norm(f, axis=1, keepdims=True)
+        d_img = f[is_k].mean(0) - f[~is_k].mean(0)
+        for name, dt in (("text", gd.text_direction(clip, "a shape", f"a {a.target} shape")),
+                         ("image", jnp.asarray(d_img / np.linalg.norm(d_img)))):
+            delta, kept = gd.direction(fs3, dt, std, BETA)
+            rows.append((f"{name} ({int(kept)} channels)", np.asarray(_flat({n: v[None] for n, v in delta.items()
+                                                                              if n in s2}))[0]))
+    for name, delta in rows:
+        ok = _success(G, src, s2, delta, k)
+        print(f"{name:>22}: {np.mean(ok[todo]):.2f} of {int(todo.sum())} non-{a.target} samples turn {a.target} "
+              f"with shape and saturation kept", flush=True)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main()
