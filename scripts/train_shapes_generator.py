@@ -28,6 +28,9 @@ At the end the generator is written with ``checkpoints.save_params`` to ``--out`
 ``--init``, ``--cls-weight`` (a shape-classifier loss) and ``--adv-weight`` (a discriminator) are for fine-tuning
 experiments; what they gave is in
 TRAINING.md ("Tried since"); the shipped checkpoint does not use them.
+``--map-pretrain-steps``, ``--oracle-until``/``--oracle-fade`` (the two-stage schedule), ``--mix-prob`` (in-between
+codes), ``--hue-code``, ``--code-projection`` and ``--affine-l1`` (the attribute code's layout and a sparsity penalty
+on the w -> S affines) are trials of the same kind, measured in TRAINING.md (sections after "A two-stage run").
 
 Reproduce: the command in styleclip_jax/assets/shapes_generator/TRAINING.md (or scripts/rebuild_shapes_world.sh).
 """
@@ -162,6 +165,13 @@ def parse_args(argv=None):
                         "chord between two hue directions (rendered at the chord's angle, saturation times its "
                         "length), shape between two one-hots (rendered as the same blend of the two coverages); "
                         "they count with the oracle's weight, so they fade out with it")
+    p.add_argument("--hue-code", default="circle", choices=("circle", "palette"),
+                   help="how the attribute code writes hue: (cos, sin), or six palette affinities (see HUE_CODE)")
+    p.add_argument("--code-projection", default="random", choices=("random", "identity"),
+                   help="where the attribute code goes in w: a fixed random orthogonal map, or w's first coordinates")
+    p.add_argument("--affine-l1", type=float, default=0.0,
+                   help="weight of an L1 penalty on the synthesis layers' style affine weights (w -> S), which "
+                        "pushes every StyleSpace channel to read few coordinates of w")
     p.add_argument("--l1-weight", type=float, default=1.0)
     p.add_argument("--ramp-start", type=float, default=0.5, help="budget fraction where L1/edge terms start")
     p.add_argument("--ramp-end", type=float, default=0.75, help="budget fraction where they reach full weight")
@@ -321,10 +331,42 @@ def disc_logits(dparams, img):
 DISC_TX = optax.adam(2e-4, b1=0.0, b2=0.99)
 
 
+# How the attribute code writes hue (--hue-code): "circle" = the direction (cos, sin) of z[0:2]; "palette" = six
+# smooth affinities exp(kappa (cos(angle - angle_k) - 1)) to the palette colours' angles (colour k sits at
+# 60 degrees x its place round the circle, as render.hue_from_uniform maps it), so that every palette colour
+# has its own axis in the code. And where the code goes in w (--code-projection): "random" = a fixed random
+# orthogonal map; "identity" = the first coordinates of w (times 2), the rest 0.
+HUE_CODE = "circle"
+CODE_PROJECTION = "random"
+PALETTE_KAPPA = 3.0
+_PALETTE_ANGLES = np.deg2rad(60.0 * np.argsort(np.argsort(R.COLOUR_HUES)))  # COLOURS order
+
+
+def hue_code_dims() -> int:
+    return 2 if HUE_CODE == "circle" else len(R.COLOURS)
+
+
+def code_dims() -> int:
+    return hue_code_dims() + D.N_SHAPES + len(range(D.MIN_Z_DIM)[D.CONTINUOUS_DIMS])
+
+
+def shape_code_slice() -> slice:
+    return slice(hue_code_dims(), hue_code_dims() + D.N_SHAPES)
+
+
+def _hue_code(x, xp):
+    """x (N, >=2) normalised z -> (N, hue_code_dims()) with array module xp (numpy or jax.numpy)."""
+    unit = x[:, 0:2] / xp.clip(xp.linalg.norm(x[:, 0:2], axis=-1, keepdims=True), 1e-6, None)
+    if HUE_CODE == "circle":
+        return unit
+    cos_d = unit[:, :1] * xp.cos(_PALETTE_ANGLES) + unit[:, 1:2] * xp.sin(_PALETTE_ANGLES)  # cos(angle - angle_k)
+    return xp.exp(PALETTE_KAPPA * (cos_d - 1.0))
+
+
 def code_coordinates(z) -> np.ndarray:
-    """(N, 13) the attribute code before projection, in numpy (as ``attribute_code_of`` computes it)."""
+    """(N, code_dims()) the attribute code before projection, in numpy (as ``attribute_code_of`` computes it)."""
     x = D.normalise_z(z)
-    hue = x[:, 0:2] / np.clip(np.linalg.norm(x[:, 0:2], axis=-1, keepdims=True), 1e-6, None)
+    hue = _hue_code(x, np)
     shape = np.eye(D.N_SHAPES)[np.argmax(x[:, D.SHAPE_DIMS], axis=1)]
     cont = 2.0 * D.normal_cdf(x[:, D.CONTINUOUS_DIMS]) - 1.0
     return np.concatenate([hue, shape, cont], axis=1).astype(np.float32)
@@ -366,16 +408,19 @@ def mixed_samples(z, rng, mix_prob):
 
 
 def code_projection(w_dim):
-    """(w_dim, 13) fixed random map with orthogonal columns of norm 2 (seed 0): code coordinates -> w."""
-    return np.linalg.qr(np.random.default_rng(0).standard_normal((w_dim, 13)))[0] * 2.0
+    """(w_dim, code_dims()) fixed map with orthogonal columns of norm 2: code coordinates -> w (random, seed 0, or
+    the first coordinates of w; --code-projection)."""
+    if CODE_PROJECTION == "identity":
+        return np.eye(w_dim, code_dims()) * 2.0
+    return np.linalg.qr(np.random.default_rng(0).standard_normal((w_dim, code_dims())))[0] * 2.0
 
 
 def attribute_code_of(z, w_dim):
-    """A fixed linear code of the rule's attributes (generator_data): hue direction (2), one-hot shape (4),
-    the 7 continuous attributes in [-1, 1]; projected to w_dim by a fixed random orthogonal map (seed 0)."""
+    """A fixed linear code of the rule's attributes (generator_data): hue (--hue-code), one-hot shape (4),
+    the 7 continuous attributes in [-1, 1]; projected to w_dim by code_projection."""
     proj = jnp.asarray(code_projection(w_dim), jnp.float32)
     x = z / jnp.sqrt(jnp.mean(jnp.square(z), axis=-1, keepdims=True) + 1e-8)
-    hue = x[:, 0:2] / jnp.linalg.norm(x[:, 0:2], axis=-1, keepdims=True).clip(1e-6)
+    hue = _hue_code(x, jnp)
     shape = jax.nn.one_hot(jnp.argmax(x[:, D.SHAPE_DIMS], axis=1), D.N_SHAPES)
     cont = jax.scipy.special.erf(x[:, D.CONTINUOUS_DIMS] / jnp.sqrt(2.0))  # 2 Phi(x) - 1
     return jnp.concatenate([hue, shape, cont], axis=1) @ proj.T
@@ -407,13 +452,20 @@ def pretrain_mapping(params, cfg, scales, steps, seed=0, lr=3e-3, batch=256):
     params = dict(params, mapping=mp)
     z = jnp.asarray(G.seeds_to_z(EVAL_SEEDS, cfg.z_dim))
     w = G.mapping(params, cfg, z)[:, 0]
-    coords = np.asarray(w) @ code_projection(cfg.w_dim) / 4.0  # back to the 13 code coordinates
+    coords = np.asarray(w) @ code_projection(cfg.w_dim) / 4.0  # back to the code coordinates
     x = D.normalise_z(np.asarray(z))
-    shape_acc = float(np.mean(np.argmax(coords[:, 2:6], 1) == np.argmax(x[:, D.SHAPE_DIMS], 1)))
+    shape_acc = float(np.mean(np.argmax(coords[:, shape_code_slice()], 1) == np.argmax(x[:, D.SHAPE_DIMS], 1)))
     return params, float(val), shape_acc
 
 
-def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_params=None, r1_gamma=1.0):
+def affine_weights(params):
+    """The style affine weight matrices (w -> S) of every synthesis layer."""
+    return [layer["affine"]["weight"] for block in params["synthesis"].values() if isinstance(block, dict)
+            for layer in block.values() if isinstance(layer, dict) and "affine" in layer]
+
+
+def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_params=None, r1_gamma=1.0,
+              affine_l1=0.0):
     tx = optax.scale_by_adam()
 
     proj = jnp.asarray(code_projection(cfg.w_dim), jnp.float32)
@@ -444,6 +496,9 @@ def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_p
         edge = 0.5 * (jnp.mean(jnp.abs(gy - ty)) + jnp.mean(jnp.abs(gx - tx_)))
         code = jnp.mean(jnp.square(ws[:, 0] - code_w))
         loss = mse + l1_weight * l1 + edge_weight * edge + code_weight * code
+        if affine_l1 > 0:
+            aff = affine_weights(params)
+            loss = loss + affine_l1 * sum(jnp.sum(jnp.abs(w)) for w in aff) / sum(w.size for w in aff)
         cls = jnp.zeros(())
         if cls_params is not None:
             x = z / jnp.sqrt(jnp.mean(jnp.square(z), axis=-1, keepdims=True) + 1e-8)
@@ -549,7 +604,11 @@ def save_state(path, state):
 
 
 def main(argv=None):
+    global HUE_CODE, CODE_PROJECTION
     a = parse_args(argv)
+    HUE_CODE, CODE_PROJECTION = a.hue_code, a.code_projection
+    if a.mix_prob > 0 and HUE_CODE != "circle":
+        raise SystemExit("--mix-prob: in-between samples are defined for --hue-code circle only")
     cfg = make_config(a)
     n_params = sum(int(np.prod(s)) for s in jax.tree_util.tree_leaves(G.param_shapes(cfg),
                                                                         is_leaf=lambda x: isinstance(x, tuple)))
@@ -572,7 +631,8 @@ def main(argv=None):
     scales = update_scales(params, a.mapping_lr_scale)
     modconv = ops.modulated_conv2d if a.standard_conv else fast_modconv
     check_fast_conv(params, cfg)
-    tx, step = make_step(cfg, scales, modconv, a.shape_weight, a.decisive_weight, cls_params, a.r1_gamma)
+    tx, step = make_step(cfg, scales, modconv, a.shape_weight, a.decisive_weight, cls_params, a.r1_gamma,
+                         a.affine_l1)
     opt_state = tx.init(params)
     disc = None
     if a.adv_weight > 0:

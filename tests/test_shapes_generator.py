@@ -236,6 +236,39 @@ def test_mixed_samples_give_in_between_codes_a_meaning():
     assert float(out[2]["mse"]) > 0.0
 
 
+def test_palette_hue_code_identity_projection_and_affine_penalty():
+    """The script's --hue-code palette: a z at palette colour k's angle is drawn as colour k by the rule, and the
+    code's largest hue coordinate is k's (numpy and jnp codes agree); --code-projection identity puts the code in
+    w's first coordinates; --affine-l1 makes one step shrink the style affine weights more than without it."""
+    mod = training_script()
+    mod.HUE_CODE = "palette"
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((6, 16)).astype(np.float32)
+    z[:, :2] = 3.0 * np.stack([np.cos(mod._PALETTE_ANGLES), np.sin(mod._PALETTE_ANGLES)], 1)
+    code = mod.code_coordinates(z)
+    assert code.shape == (6, mod.code_dims()) == (6, 17)
+    np.testing.assert_array_equal(D.z_to_attributes(z)["colour"], np.arange(6))
+    np.testing.assert_array_equal(np.argmax(code[:, :6], 1), np.arange(6))
+    np.testing.assert_allclose(code[:, :6].max(1), 1.0, atol=1e-5)
+    assert np.all(np.sort(code[:, :6], 1)[:, -2] < 0.3)  # the neighbours' axes stay low
+    mod.CODE_PROJECTION = "identity"
+    w = np.asarray(mod.attribute_code_of(jnp.asarray(z), 64))
+    np.testing.assert_allclose(w[:, :17], 2.0 * code, atol=1e-5)
+    assert not w[:, 17:].any()
+
+    cfg = tiny_config(mod, w_dim=64)
+    params = mod.G.init_params(jax.random.PRNGKey(0), cfg)
+    scales = mod.update_scales(params, 100.0)
+    target = jnp.asarray(np.concatenate([D.render_z(z[:4]), np.zeros((4, 32, 32, 1), np.float32)], -1))
+
+    def mean_abs_affine(penalty):
+        tx, step = mod.make_step(cfg, scales, mod.fast_modconv, affine_l1=penalty)
+        new = step(params, tx.init(params), z[:4], target, 1e-2, 1.0, 1.0)[0]
+        return np.mean([float(jnp.abs(a).mean()) for a in mod.affine_weights(new)])
+
+    assert mean_abs_affine(100.0) < mean_abs_affine(0.0) - 1e-3
+
+
 # ---------------------------------------------------------------------------------------------
 # The shipped generator
 # ---------------------------------------------------------------------------------------------
