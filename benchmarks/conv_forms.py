@@ -1,6 +1,8 @@
 """Other ways to compute the generator's 3x3 convolution on CPU, timed against XLA's own.
 
     python benchmarks/conv_forms.py                 # the 256-px config's conv1 shapes, batches 1 and 4
+    python benchmarks/conv_forms.py --parts=forms --batches=1 --bf16   # also the bfloat16 forms
+    python benchmarks/conv_forms.py --parts=matmul   # a 1024^2 matmul: float32 vs bfloat16 inputs
 
 For each (batch, resolution, channels) of a 256-px config-f layer, one jitted 3x3 "same" convolution
 (NHWC, HWIO weight) computed as
@@ -8,7 +10,9 @@ For each (batch, resolution, channels) of a 256-px config-f layer, one jitted 3x
   im2col    the nine shifted copies concatenated, then one matmul,
   shifted   nine matmuls of the shifted input, summed,
   winograd  Winograd F(2x2, 3x3): 4x4 input tiles, transforms as einsums, 16 batched matmuls,
-with the median time, GFLOP/s of the direct convolution's FLOP count, and each form's largest
+With ``--bf16`` the conv, im2col and shifted forms also run on bfloat16 inputs with float32 accumulation
+(``preferred_element_type``): XLA:CPU hands dots to YNNPACK, which uses AVX-512 BF16 where the CPU has it.
+Reported with the median time, GFLOP/s of the direct convolution's FLOP count, and each form's largest
 difference from `conv` relative to its largest output. A second table (``--parts=weights``) times the
 weight-sized work of one modulated conv at batch 1 beside the whole `ops.modulated_conv2d`: laying the
 (O, I, 3, 3) weight out as HWIO, and the demodulation coefficients. Nothing is asserted; the README
@@ -36,9 +40,10 @@ _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.floa
 _AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float32)
 
 
-def conv(x, w):
-    """x (N, H, W, I), w (3, 3, I, O) -> (N, H, W, O), zero padding 1."""
-    return jax.lax.conv_general_dilated(x, w, (1, 1), [(1, 1), (1, 1)], dimension_numbers=("NHWC", "HWIO", "NHWC"))
+def conv(x, w, acc=None):
+    """x (N, H, W, I), w (3, 3, I, O) -> (N, H, W, O), zero padding 1; ``acc``: accumulation/output dtype."""
+    return jax.lax.conv_general_dilated(x, w, (1, 1), [(1, 1), (1, 1)], dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        preferred_element_type=acc)
 
 
 def _shifts(x):
@@ -47,14 +52,19 @@ def _shifts(x):
     return [xp[:, dy:dy + h, dx:dx + wd, :] for dy in range(3) for dx in range(3)]
 
 
-def im2col(x, w):
+def im2col(x, w, acc=None):
     n, h, wd, i = x.shape
     cols = jnp.concatenate(_shifts(x), axis=-1)
-    return (cols.reshape(-1, 9 * i) @ w.reshape(9 * i, -1)).reshape(n, h, wd, -1)
+    return jnp.matmul(cols.reshape(-1, 9 * i), w.reshape(9 * i, -1), preferred_element_type=acc).reshape(n, h, wd, -1)
 
 
-def shifted(x, w):
-    return sum(s @ w[k // 3, k % 3] for k, s in enumerate(_shifts(x)))
+def shifted(x, w, acc=None):
+    return sum(jnp.matmul(s, w[k // 3, k % 3], preferred_element_type=acc) for k, s in enumerate(_shifts(x)))
+
+
+def in_bfloat16(fn):
+    """The form on bfloat16-rounded inputs, accumulated and returned in float32."""
+    return lambda x, w: fn(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16), acc=jnp.float32)
 
 
 def winograd(x, w):
@@ -81,12 +91,27 @@ def main():
     ap.add_argument("--batches", default="1,4")
     ap.add_argument("--iters", type=int, default=7)
     ap.add_argument("--parts", default="forms,weights")
+    ap.add_argument("--bf16", action="store_true", help="also time conv, im2col and shifted on bfloat16 inputs")
     args = ap.parse_args()
     parts = args.parts.split(",")
     if "forms" in parts:
         forms_table(args)
     if "weights" in parts:
         weights_table(args)
+    if "matmul" in parts:
+        matmul_table(args)
+
+
+def matmul_table(args):
+    """Does XLA:CPU use the CPU's bfloat16 dot instructions? One 1024 x 1024 x 1024 matmul both ways."""
+    ka, kb = jax.random.split(jax.random.PRNGKey(0))
+    a, b = jax.random.normal(ka, (1024, 1024)), jax.random.normal(kb, (1024, 1024))
+    rows = []
+    for name, f in (("float32", jnp.matmul), ("bfloat16 inputs", lambda a, b: jnp.matmul(
+            a.astype(jnp.bfloat16), b.astype(jnp.bfloat16), preferred_element_type=jnp.float32))):
+        sec = time_fn(jax.jit(f), a, b, iters=args.iters)
+        rows.append([name, f"{sec * 1e3:.2f}", f"{2 * 1024 ** 3 / 1e9 / sec:.0f}"])
+    print_table(rows, ["1024^3 matmul", "ms", "GFLOP/s"])
 
 
 def weights_table(args):
@@ -114,7 +139,10 @@ def forms_table(args):
             w = jax.random.normal(kw, (3, 3, ch, ch)) * (1.0 / np.sqrt(9 * ch))
             gflop = 2 * n * res * res * 9 * ch * ch / 1e9
             ref = None
-            for name, fn in FORMS.items():
+            forms = dict(FORMS)
+            if args.bf16:
+                forms.update({f"{k} bf16": in_bfloat16(FORMS[k]) for k in ("conv", "im2col", "shifted")})
+            for name, fn in forms.items():
                 f = jax.jit(fn)
                 out = f(x, w)
                 ref = out if ref is None else ref
