@@ -50,6 +50,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import jax.scipy.stats  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
@@ -363,13 +364,17 @@ def _hue_code(x, xp):
     return xp.exp(PALETTE_KAPPA * (cos_d - 1.0))
 
 
+def _code(x, xp, normal_cdf):
+    """x (N, z_dim) normalised z -> (N, code_dims()) attribute code before projection: hue (--hue-code), one-hot
+    shape (4), the 7 continuous attributes as 2 Phi(x) - 1 in [-1, 1]; xp: numpy or jax.numpy."""
+    shape = xp.eye(D.N_SHAPES)[xp.argmax(x[:, D.SHAPE_DIMS], axis=1)]
+    cont = 2.0 * normal_cdf(x[:, D.CONTINUOUS_DIMS]) - 1.0
+    return xp.concatenate([_hue_code(x, xp), shape, cont], axis=1)
+
+
 def code_coordinates(z) -> np.ndarray:
-    """(N, code_dims()) the attribute code before projection, in numpy (as ``attribute_code_of`` computes it)."""
-    x = D.normalise_z(z)
-    hue = _hue_code(x, np)
-    shape = np.eye(D.N_SHAPES)[np.argmax(x[:, D.SHAPE_DIMS], axis=1)]
-    cont = 2.0 * D.normal_cdf(x[:, D.CONTINUOUS_DIMS]) - 1.0
-    return np.concatenate([hue, shape, cont], axis=1).astype(np.float32)
+    """(N, code_dims()) the attribute code before projection, in numpy (for the data thread's mixed samples)."""
+    return _code(D.normalise_z(z), np, D.normal_cdf).astype(np.float32)
 
 
 def mixed_samples(z, rng, mix_prob):
@@ -416,14 +421,11 @@ def code_projection(w_dim):
 
 
 def attribute_code_of(z, w_dim):
-    """A fixed linear code of the rule's attributes (generator_data): hue (--hue-code), one-hot shape (4),
-    the 7 continuous attributes in [-1, 1]; projected to w_dim by code_projection."""
+    """The attribute code of latents z (N, z_dim) in w (N, w_dim): ``_code`` in jax.numpy (traceable, used inside
+    the jitted steps), projected by code_projection."""
     proj = jnp.asarray(code_projection(w_dim), jnp.float32)
     x = z / jnp.sqrt(jnp.mean(jnp.square(z), axis=-1, keepdims=True) + 1e-8)
-    hue = _hue_code(x, jnp)
-    shape = jax.nn.one_hot(jnp.argmax(x[:, D.SHAPE_DIMS], axis=1), D.N_SHAPES)
-    cont = jax.scipy.special.erf(x[:, D.CONTINUOUS_DIMS] / jnp.sqrt(2.0))  # 2 Phi(x) - 1
-    return jnp.concatenate([hue, shape, cont], axis=1) @ proj.T
+    return _code(x, jnp, jax.scipy.stats.norm.cdf) @ proj.T
 
 
 def pretrain_mapping(params, cfg, scales, steps, seed=0, lr=3e-3, batch=256):
