@@ -18,6 +18,10 @@ Part of the batches draw all images from one colour so that only shape/backgroun
 
 Images are fed as pixel values in [-1, 1] (NCHW), no mean/std normalisation, at the render size.
 
+``--spread``, ``--aux-continuous`` and ``--aux-hue`` (an isotropy term on the image embeddings and an auxiliary
+regression of size, position, background level and hue) are trials for the global direction's channel
+relevance; what they gave is in TRAINING.md ("Tried since"); the shipped checkpoint does not use them.
+
 ``--aug-p`` > 0 turns on appearance augmentation, on device, per image (the captions are unchanged,
 so every variant must still be read as the same colour/shape/background): the shape's coverage map is
 blurred (Gaussian, sigma up to ``--aug-blur`` px: soft edges like the tiny generator's) and given a
@@ -70,6 +74,7 @@ PHRASES = [
     ("shape on a {b} background", 0, 0, 1),
 ]
 PHRASE_P = np.array([0.25, 0.2, 0.12, 0.2, 0.02, 0.07, 0.07, 0.07])
+CONTINUOUS = ("size", "cx", "cy", "bg_level")  # --aux-continuous targets (render attributes)
 PLAIN_P = 0.6  # probability of the plain "a ..." form (else a random ImageNet template)
 
 
@@ -103,6 +108,16 @@ def build_caption_table(tok):
     for i, e in enumerate(enc):
         ids[i, : len(e)] = e
     return ids, np.array(attrs, np.int32), table, strings
+
+
+def spread_penalty(e):
+    """e (B, D) embeddings -> D * sum((cov / trace(cov) - I / D)^2) = D / PR - 1, where PR = trace(cov)^2 /
+    sum(cov^2) is the participation ratio (the effective number of dimensions the batch spans): 0 when the
+    batch covariance is isotropic, D - 1 when the batch lies on one line (--spread)."""
+    c = e - jnp.mean(e, 0, keepdims=True)
+    cov = c.T @ c / e.shape[0]
+    d = cov.shape[0]
+    return d * jnp.sum(jnp.square(cov / jnp.trace(cov) - jnp.eye(d) / d))
 
 
 def make_config(vocab_size, eos_id, bos_id, args):
@@ -235,6 +250,19 @@ def main():
                     help="weight of an absolute alignment term: mean (1 - cos) between each image and its three "
                          "attribute prompts ('a {colour} shape', 'a {shape}', 'a shape on a {b} background'); "
                          "the contrastive losses only fix differences of cosines")
+    ap.add_argument("--spread", type=float, default=0.0,
+                    help="weight of a term pulling the batch covariance of the normalised image embeddings toward "
+                         "isotropic (sum of squared differences between cov / trace(cov) and I / D, times D): "
+                         "without it the embeddings of generator samples span ~3 effective dimensions (a colour "
+                         "plane), so every StyleSpace channel's CLIP change falls near that plane and the global "
+                         "direction's per-channel relevance cannot tell colour channels from the rest")
+    ap.add_argument("--aux-continuous", type=float, default=0.0,
+                    help="weight of an auxiliary linear regression (dropped at save) of the standardised size, "
+                         "centre x, centre y and background level from the image embedding, so that the "
+                         "embedding's other dimensions carry these attributes")
+    ap.add_argument("--aux-hue", action="store_true",
+                    help="add the cosine and sine of the shape's hue to the --aux-continuous targets (a colour wheel "
+                         "in the embedding besides the six colour words)")
     ap.add_argument("--hue-wide", type=float, default=0.0,
                     help="fraction of images recoloured to a uniformly random hue and relabelled with the nearest "
                          "palette colour (needs --aug-p > 0 for the on-device recomposition)")
@@ -260,6 +288,11 @@ def main():
     data = np.round((R.compose_layers(cov, fg_rgb, bg_rgb) + 1.0) * 127.5).astype(np.uint8)
     fg_rgb, bg_rgb = fg_rgb.astype(np.float32), bg_rgb.astype(np.float32)
     img_attr = np.stack([attrs["colour"], attrs["shape"], attrs["background"]], 1).astype(np.int32)
+    cont = [np.asarray(attrs[k], np.float64) for k in CONTINUOUS]
+    if args.aux_hue:
+        cont += [np.cos(np.deg2rad(attrs["hue"])), np.sin(np.deg2rad(attrs["hue"]))]
+    cont = np.stack(cont, 1)
+    img_cont = ((cont - cont.mean(0)) / cont.std(0)).astype(np.float32)
     by_colour = [np.flatnonzero(img_attr[:, 0] == c) for c in range(nC)]
     ev_attrs = R.attributes_for_seeds(range(EVAL_SEED0, EVAL_SEED0 + args.n_eval))
     ev_imgs = np.round((R.render_attributes(ev_attrs) + 1.0) * 127.5).astype(np.uint8)
@@ -273,7 +306,8 @@ def main():
     key = jax.random.PRNGKey(args.seed + 1)
     params = {"clip": model.params,
               "head": {"w": 0.01 * jax.random.normal(key, (config.projection_dim, nC + nS + nB)),
-                       "b": jnp.zeros((nC + nS + nB,))}}
+                       "b": jnp.zeros((nC + nS + nB,))},
+              "cont": {"w": jnp.zeros((config.projection_dim, img_cont.shape[1])), "b": jnp.zeros((img_cont.shape[1],))}}
 
     # AdamW whose learning rate is passed in each step: warmup over the first steps, then a cosine
     # over the fraction of the wall-clock budget (or of --steps, whichever is further along) used so far.
@@ -301,7 +335,7 @@ def main():
         txt = model.get_text_features(input_ids, params=p["clip"], train=False)
         return img, txt
 
-    def loss_fn(p, images, cap_idx, iattr):
+    def loss_fn(p, images, cap_idx, iattr, icont):
         ids = jnp.concatenate([cap_ids_j[cap_idx], prompt_ids], 0)
         img, txt = embed(p, to_pixels(images), ids)
         B = images.shape[0]
@@ -325,6 +359,11 @@ def main():
         aux = sum(optax.softmax_cross_entropy_with_integer_labels(hl[:, a:b], iattr[:, k]).mean() for a, b, k in groups)
         zs_acc = [jnp.mean(jnp.argmax(pl[:, a:b], -1) == iattr[:, k]) for a, b, k in groups]
         total = contrast + zs + aux
+        if args.spread > 0:
+            total = total + args.spread * spread_penalty(ie)
+        if args.aux_continuous > 0:
+            pred = img @ p["cont"]["w"] + p["cont"]["b"]
+            total = total + args.aux_continuous * jnp.mean(jnp.square(pred - icont))
         if args.align > 0:  # cosine of each image with its own attribute prompts, pushed toward 1
             own = [jnp.take_along_axis(pl[:, a:b], iattr[:, k:k + 1], 1) / scale for a, b, k in groups]
             total = total + args.align * jnp.mean(1.0 - jnp.concatenate(own, 1))
@@ -334,9 +373,9 @@ def main():
         return augment(key, images, cov, fg, bg, args, force) if args.aug_p > 0 else images
 
     @jax.jit
-    def train_step(p, o, lr, key, images, cov, fg, bg, force, cap_idx, iattr):
+    def train_step(p, o, lr, key, images, cov, fg, bg, force, cap_idx, iattr, icont):
         images = batch_images(key, images, cov, fg, bg, force)
-        (loss, aux), g = jax.value_and_grad(loss_fn, has_aux=True)(p, images, cap_idx, iattr)
+        (loss, aux), g = jax.value_and_grad(loss_fn, has_aux=True)(p, images, cap_idx, iattr, icont)
         upd, o = opt.update(g, o, p)
         upd = jax.tree_util.tree_map(lambda u: -lr * u, upd)
         return optax.apply_updates(p, upd), o, loss, aux
@@ -366,7 +405,7 @@ def main():
         t = np.where(rng.random(args.batch) < PLAIN_P, 0, rng.integers(1, len(TEMPLATES), args.batch))
         ph = rng.choice(len(PHRASES), size=args.batch, p=PHRASE_P)
         cap = cap_table[t, ph, ia[:, 0], ia[:, 1], ia[:, 2]]
-        return next_key(), data[idx], cov16[idx], fg, bg_rgb[idx], force, cap, ia
+        return next_key(), data[idx], cov16[idx], fg, bg_rgb[idx], force, cap, ia, img_cont[idx]
 
     aug_key = [jax.random.PRNGKey(args.seed + 7 + step0)]
 
