@@ -29,8 +29,8 @@ At the end the generator is written with ``checkpoints.save_params`` to ``--out`
 experiments; what they gave is in
 TRAINING.md ("Tried since"); the shipped checkpoint does not use them.
 ``--map-pretrain-steps``, ``--oracle-until``/``--oracle-fade`` (the two-stage schedule), ``--mix-prob`` (in-between
-codes), ``--hue-code``, ``--code-projection`` and ``--affine-l1`` (the attribute code's layout and a sparsity penalty
-on the w -> S affines) are trials of the same kind, measured in TRAINING.md (sections after "A two-stage run").
+codes), ``--hue-code``, ``--code-projection``, ``--affine-l1`` and ``--code-channels`` (the attribute code's layout, a
+sparsity penalty on the w -> S affines, a fixed one-coordinate-per-channel mask on them) are trials of the same kind, measured in TRAINING.md (sections after "A two-stage run").
 
 Reproduce: the command in styleclip_jax/assets/shapes_generator/TRAINING.md (or scripts/rebuild_shapes_world.sh).
 """
@@ -173,6 +173,11 @@ def parse_args(argv=None):
     p.add_argument("--affine-l1", type=float, default=0.0,
                    help="weight of an L1 penalty on the synthesis layers' style affine weights (w -> S), which "
                         "pushes every StyleSpace channel to read few coordinates of w")
+    p.add_argument("--code-channels", action="store_true",
+                   help="(with --code-projection identity) fix the sparsity of every synthesis layer's style affine "
+                        "(w -> S): channel j < code_dims() reads w coordinate j alone (one attribute-code "
+                        "coordinate per channel: a channel per palette colour, per shape, per continuous "
+                        "attribute), the other channels read no code coordinate")
     p.add_argument("--l1-weight", type=float, default=1.0)
     p.add_argument("--ramp-start", type=float, default=0.5, help="budget fraction where L1/edge terms start")
     p.add_argument("--ramp-end", type=float, default=0.75, help="budget fraction where they reach full weight")
@@ -466,8 +471,38 @@ def affine_weights(params):
             for layer in block.values() if isinstance(layer, dict) and "affine" in layer]
 
 
+def code_channel_mask(shape, k):
+    """(C, w_dim) 0/1 mask of a style affine weight for --code-channels: row j < k reads coordinate j only,
+    rows >= k read no coordinate < k."""
+    c, w_dim = shape
+    m = np.ones((c, w_dim), np.float32)
+    m[:, :k] = 0.0
+    for j in range(min(c, k)):
+        m[j, :] = 0.0
+        m[j, j] = 1.0
+    return m
+
+
+def apply_affine_masks(params, masks):
+    """Multiply every synthesis layer's style affine weight by its mask (masks: {(block, layer): mask})."""
+    if not masks:
+        return params
+    syn = dict(params["synthesis"])
+    for (b, l), m in masks.items():
+        layer = dict(syn[b][l])
+        layer["affine"] = dict(layer["affine"], weight=layer["affine"]["weight"] * m)
+        syn[b] = dict(syn[b], **{l: layer})
+    return dict(params, synthesis=syn)
+
+
+def affine_masks_for(params):
+    return {(b, l): jnp.asarray(code_channel_mask(layer["affine"]["weight"].shape, code_dims()))
+            for b, block in params["synthesis"].items() if isinstance(block, dict)
+            for l, layer in block.items() if isinstance(layer, dict) and "affine" in layer}
+
+
 def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_params=None, r1_gamma=1.0,
-              affine_l1=0.0):
+              affine_l1=0.0, masks=None):
     tx = optax.scale_by_adam()
 
     proj = jnp.asarray(code_projection(cfg.w_dim), jnp.float32)
@@ -534,6 +569,7 @@ def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_p
             disc = {"params": optax.apply_updates(dparams, dup), "opt": dopt}
         updates, opt_state = tx.update(grads, opt_state, params)
         params = jax.tree_util.tree_map(lambda p, u, s: p - lr * s * u, params, updates, scales)
+        params = apply_affine_masks(params, masks)
         m = params["mapping"]
         params = dict(params, mapping=dict(m, w_avg=w_mean + W_AVG_BETA * (m["w_avg"] - w_mean)))
         metrics = {"loss": loss, "mse": mse, "l1": l1, "edge": edge, "cls": cls, "adv": adv, "dloss": dloss}
@@ -633,8 +669,14 @@ def main(argv=None):
     scales = update_scales(params, a.mapping_lr_scale)
     modconv = ops.modulated_conv2d if a.standard_conv else fast_modconv
     check_fast_conv(params, cfg)
+    masks = None
+    if a.code_channels:
+        if a.code_projection != "identity":
+            raise SystemExit("--code-channels: needs --code-projection identity (channel j reads code coordinate j)")
+        masks = affine_masks_for(params)
+        params = apply_affine_masks(params, masks)
     tx, step = make_step(cfg, scales, modconv, a.shape_weight, a.decisive_weight, cls_params, a.r1_gamma,
-                         a.affine_l1)
+                         a.affine_l1, masks)
     opt_state = tx.init(params)
     disc = None
     if a.adv_weight > 0:

@@ -269,6 +269,38 @@ def test_palette_hue_code_identity_projection_and_affine_penalty():
     assert mean_abs_affine(100.0) < mean_abs_affine(0.0) - 1e-3
 
 
+
+def test_code_channels_fix_which_w_coordinate_each_style_channel_reads():
+    """--code-channels: style channel j < code_dims() reads w coordinate j alone and the other channels read no
+    code coordinate, at start and after a train step (an unmasked step fills the masked entries)."""
+    mod = training_script()
+    mod.HUE_CODE, mod.CODE_PROJECTION = "palette", "identity"
+    k = mod.code_dims()
+    m = mod.code_channel_mask((24, 64), k)
+    np.testing.assert_array_equal(m[:k], np.eye(k, 64))
+    assert not m[k:, :k].any() and m[k:, k:].all()
+
+    cfg = tiny_config(mod, w_dim=64)
+    params = mod.G.init_params(jax.random.PRNGKey(0), cfg)
+    masks = mod.affine_masks_for(params)
+    params = mod.apply_affine_masks(params, masks)
+    scales = mod.update_scales(params, 100.0)
+    z = np.random.default_rng(1).standard_normal((4, 16)).astype(np.float32)
+    target = jnp.asarray(np.concatenate([D.render_z(z), np.zeros((4, 32, 32, 1), np.float32)], -1))
+
+    def masked_entries_after_step(step_masks):
+        tx, step = mod.make_step(cfg, scales, mod.fast_modconv, masks=step_masks)
+        new = step(params, tx.init(params), z, target, 1e-2, 1.0, 1.0)[0]
+        out = []
+        for w in mod.affine_weights(new):
+            keep = mod.code_channel_mask(w.shape, k)
+            assert np.abs(np.asarray(w)[keep == 1]).max() > 0
+            out.append(float(np.abs(np.asarray(w)[keep == 0]).max(initial=0.0)))
+        return max(out)
+
+    assert masked_entries_after_step(masks) == 0.0
+    assert masked_entries_after_step(None) > 0.0
+
 # ---------------------------------------------------------------------------------------------
 # The shipped generator
 # ---------------------------------------------------------------------------------------------
