@@ -267,6 +267,8 @@ def main():
                     help="fraction of images recoloured to a uniformly random hue and relabelled with the nearest "
                          "palette colour (needs --aug-p > 0 for the on-device recomposition)")
     args = ap.parse_args()
+    if args.aux_hue and (args.hue_wide > 0 or args.aux_continuous <= 0):
+        ap.error("--aux-hue: needs --aux-continuous > 0 and no --hue-wide (which recolours images after their hue is read)")
     t_start = time.time()
 
     from transformers import CLIPTokenizerFast, FlaxCLIPModel
@@ -306,8 +308,10 @@ def main():
     key = jax.random.PRNGKey(args.seed + 1)
     params = {"clip": model.params,
               "head": {"w": 0.01 * jax.random.normal(key, (config.projection_dim, nC + nS + nB)),
-                       "b": jnp.zeros((nC + nS + nB,))},
-              "cont": {"w": jnp.zeros((config.projection_dim, img_cont.shape[1])), "b": jnp.zeros((img_cont.shape[1],))}}
+                       "b": jnp.zeros((nC + nS + nB,))}}
+    if args.aux_continuous > 0:  # only then, so that the shipped command's parameter tree (and resume) is unchanged
+        params["cont"] = {"w": jnp.zeros((config.projection_dim, img_cont.shape[1])),
+                          "b": jnp.zeros((img_cont.shape[1],))}
 
     # AdamW whose learning rate is passed in each step: warmup over the first steps, then a cosine
     # over the fraction of the wall-clock budget (or of --steps, whichever is further along) used so far.
