@@ -23,7 +23,6 @@ import glob
 import os
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -40,21 +39,11 @@ BETA = 0.1                           # the shapes-world default (configs/global_
 LABELLED, HELD_OUT = range(10000, 12000), range(100, 148)
 
 
-def _flat(s):
-    return jnp.concatenate([v.reshape(v.shape[0], -1) for v in jax.tree_util.tree_leaves(s)], 1)
-
-
-def _unflat(like, x):
-    leaves, tdef = jax.tree_util.tree_flatten(like)
-    parts = np.split(x, np.cumsum([int(np.prod(v.shape[1:])) for v in leaves])[:-1], axis=1)
-    return jax.tree_util.tree_unflatten(tdef, [jnp.asarray(p.reshape(v.shape)) for p, v in zip(parts, leaves)])
-
-
 def _success(G, src, s, delta, k):
-    """(N,) whether s + alpha * delta (flat) is target-dominant with shape and saturation kept at some alpha."""
+    """(N,) whether gd.apply(s, delta, alpha) is target-dominant with shape and saturation kept at some alpha."""
     reached = np.zeros(len(src), bool)
     for a in ALPHAS:
-        rep = M.edit_report(src, np.asarray(G.synthesis_from_s(_unflat(s, np.asarray(_flat(s)) + a * delta))))
+        rep = M.edit_report(src, np.asarray(G.synthesis_from_s(gd.apply(s, delta, a))))
         reached |= (rep["colour_after"] == k) & (rep["iou"] >= 0.7) & (rep["saturation_ratio"] >= 0.8)
     return reached
 
@@ -76,11 +65,10 @@ def main(argv=None):
     ws, s = styles(LABELLED)
     imgs = np.asarray(G.synthesis(ws))
     is_k = M.dominant_colour_index(imgs) == k
-    fs = np.asarray(_flat(s))
     ws2, s2 = styles(HELD_OUT)
     src = np.asarray(G.synthesis(ws2))
     todo = M.dominant_colour_index(src) != k
-    rows = [("mean S", fs[is_k].mean(0) - fs[~is_k].mean(0))]
+    rows = [("mean S", {n: v[is_k].mean(0) - v[~is_k].mean(0) for n, v in s.items()})]
     if a.fs3_dir:
         clip = sc.load_clip(a.clip)
         mean, std = gd.load_stats(glob.glob(os.path.join(a.fs3_dir, "stats*.npz"))[0], G)
@@ -92,8 +80,7 @@ def main(argv=None):
         for name, dt in (("text", gd.text_direction(clip, "a shape", f"a {a.target} shape")),
                          ("image", jnp.asarray(d_img / np.linalg.norm(d_img)))):
             delta, kept = gd.direction(fs3, dt, std, BETA)
-            rows.append((f"{name} ({int(kept)} channels)", np.asarray(_flat({n: v[None] for n, v in delta.items()
-                                                                              if n in s2}))[0]))
+            rows.append((f"{name} ({int(kept)} channels)", delta))
     for name, delta in rows:
         ok = _success(G, src, s2, delta, k)
         print(f"{name:>22}: {np.mean(ok[todo]):.2f} of {int(todo.sum())} non-{a.target} samples turn {a.target} "

@@ -465,10 +465,15 @@ def pretrain_mapping(params, cfg, scales, steps, seed=0, lr=3e-3, batch=256):
     return params, float(val), shape_acc
 
 
+def affine_layers(params):
+    """[((block, layer), style affine weight (C, w_dim))] for every synthesis layer (convs and toRGB)."""
+    return [((b, l), layer["affine"]["weight"]) for b, block in params["synthesis"].items() if isinstance(block, dict)
+            for l, layer in block.items() if isinstance(layer, dict) and "affine" in layer]
+
+
 def affine_weights(params):
     """The style affine weight matrices (w -> S) of every synthesis layer."""
-    return [layer["affine"]["weight"] for block in params["synthesis"].values() if isinstance(block, dict)
-            for layer in block.values() if isinstance(layer, dict) and "affine" in layer]
+    return [w for _, w in affine_layers(params)]
 
 
 def code_channel_mask(shape, k):
@@ -496,9 +501,8 @@ def apply_affine_masks(params, masks):
 
 
 def affine_masks_for(params):
-    return {(b, l): jnp.asarray(code_channel_mask(layer["affine"]["weight"].shape, code_dims()))
-            for b, block in params["synthesis"].items() if isinstance(block, dict)
-            for l, layer in block.items() if isinstance(layer, dict) and "affine" in layer}
+    """{(block, layer): code_channel_mask} for every synthesis layer (--code-channels)."""
+    return {key: jnp.asarray(code_channel_mask(w.shape, code_dims())) for key, w in affine_layers(params)}
 
 
 def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_params=None, r1_gamma=1.0,
