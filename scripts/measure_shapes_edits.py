@@ -200,7 +200,12 @@ def main():
     ap.add_argument("--only", default=",".join(p for p in PARTS if p != "lo_grid"),
                     help="comma-separated parts: " + ", ".join(PARTS))
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--alphas", default=None,
+                    help="comma-separated alphas of the colour and shape studies (default: STUDY_ALPHAS)")
     a = ap.parse_args()
+    if a.alphas:
+        global STUDY_ALPHAS
+        STUDY_ALPHAS = tuple(float(x) for x in a.alphas.split(","))
     results = {}
     for name in a.only.split(","):
         t0 = time.time()

@@ -168,6 +168,9 @@ def parse_args(argv=None):
                         "they count with the oracle's weight, so they fade out with it")
     p.add_argument("--hue-code", default="circle", choices=("circle", "palette"),
                    help="how the attribute code writes hue: (cos, sin), or six palette affinities (see HUE_CODE)")
+    p.add_argument("--palette-kappa", type=float, default=3.0,
+                   help="(--hue-code palette) sharpness of the six affinities exp(kappa (cos(angle - angle_k) - 1)): "
+                        "3 gives a colour's neighbours (60 degrees away) 0.22, 6 gives them 0.05")
     p.add_argument("--code-projection", default="random", choices=("random", "identity"),
                    help="where the attribute code goes in w: a fixed random orthogonal map, or w's first coordinates")
     p.add_argument("--affine-l1", type=float, default=0.0,
@@ -646,9 +649,9 @@ def save_state(path, state):
 
 
 def main(argv=None):
-    global HUE_CODE, CODE_PROJECTION
+    global HUE_CODE, CODE_PROJECTION, PALETTE_KAPPA
     a = parse_args(argv)
-    HUE_CODE, CODE_PROJECTION = a.hue_code, a.code_projection
+    HUE_CODE, CODE_PROJECTION, PALETTE_KAPPA = a.hue_code, a.code_projection, a.palette_kappa
     if a.mix_prob > 0 and HUE_CODE != "circle":
         raise SystemExit("--mix-prob: in-between samples are defined for --hue-code circle only")
     cfg = make_config(a)

@@ -251,6 +251,9 @@ def test_palette_hue_code_identity_projection_and_affine_penalty():
     np.testing.assert_array_equal(np.argmax(code[:, :6], 1), np.arange(6))
     np.testing.assert_allclose(code[:, :6].max(1), 1.0, atol=1e-5)
     assert np.all(np.sort(code[:, :6], 1)[:, -2] < 0.3)  # the neighbours' axes stay low
+    mod.PALETTE_KAPPA = 6.0  # --palette-kappa 6: a neighbour 60 degrees away gets exp(-3)
+    np.testing.assert_allclose(np.sort(mod.code_coordinates(z)[:, :6], 1)[:, -2], np.exp(-3.0), rtol=1e-4)
+    mod.PALETTE_KAPPA = 3.0
     mod.CODE_PROJECTION = "identity"
     w = np.asarray(mod.attribute_code_of(jnp.asarray(z), 64))
     np.testing.assert_allclose(w[:, :17], 2.0 * code, atol=1e-5)
