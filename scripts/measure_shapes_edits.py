@@ -205,7 +205,10 @@ def main():
     a = ap.parse_args()
     if a.alphas:
         global STUDY_ALPHAS
-        STUDY_ALPHAS = tuple(float(x) for x in a.alphas.split(","))
+        try:
+            STUDY_ALPHAS = tuple(float(x) for x in a.alphas.split(","))
+        except ValueError:
+            ap.error(f"--alphas: expected comma-separated numbers such as 0.5,1,2,4, got {a.alphas!r}")
     results = {}
     for name in a.only.split(","):
         t0 = time.time()
