@@ -166,6 +166,10 @@ def parse_args(argv=None):
                         "chord between two hue directions (rendered at the chord's angle, saturation times its "
                         "length), shape between two one-hots (rendered as the same blend of the two coverages); "
                         "they count with the oracle's weight, so they fade out with it")
+    p.add_argument("--edit-prob", type=float, default=0.0,
+                   help="(--hue-code palette) fraction of training samples whose palette coordinates are moved off "
+                        "the code's curve as a StyleSpace edit would move them, drawn at the hue palette_hue_of "
+                        "gives them (saturation kept); they are always drawn from their code, at full weight")
     p.add_argument("--hue-code", default="circle", choices=("circle", "palette"),
                    help="how the attribute code writes hue: (cos, sin), or six palette affinities (see HUE_CODE)")
     p.add_argument("--palette-kappa", type=float, default=3.0,
@@ -420,6 +424,57 @@ def mixed_samples(z, rng, mix_prob):
     return target.astype(np.float32), code, mixed.astype(np.float32)
 
 
+def palette_hue_of(c) -> np.ndarray:
+    """(N, 6) palette coordinates (COLOURS order, any real values) -> the hue (degrees) the --edit-prob rule
+    draws them with: a = the largest coordinate, b = the second, the hue goes from palette hue a toward palette
+    hue b along the shorter arc of the hue circle, by a fraction in [0, 1/2] of r = c_b / c_a. For neighbours
+    round the circle it is the fraction the palette code itself gives them: a hue d degrees (of code angle,
+    0 <= d <= 30) from colour a toward neighbour b has r = exp(kappa (cos(60 - d) - cos d)), so f(r) = d / 60
+    and on the code's own curve the rule returns the rendered hue (up to the third coordinate, < 0.01 degrees at
+    kappa 6); for colours further apart, which the curve never mixes, it is r / 2, so that a coordinate raised
+    to 8 x the largest one draws its colour from any source. Coordinates below 0 count as 0; where none is
+    above 0.05 the largest colour is drawn."""
+    c = np.maximum(np.asarray(c, np.float64), 0.0)
+    rows = np.arange(len(c))
+    order = np.argsort(-c, axis=1, kind="stable")
+    ia, ib = order[:, 0], order[:, 1]
+    ca, cb = c[rows, ia], c[rows, ib]
+    d = np.linspace(0.0, 30.0, 301)
+    ratio = np.exp(PALETTE_KAPPA * (np.cos(np.deg2rad(60.0 - d)) - np.cos(np.deg2rad(d))))
+    r = np.where(ca > 0.05, cb / np.maximum(ca, 1e-8), 0.0)
+    steps = np.abs(np.round((_PALETTE_ANGLES[ib] - _PALETTE_ANGLES[ia]) / (np.pi / 3.0))) % 6  # 1 or 5: neighbours
+    f = np.where((steps == 1) | (steps == 5), np.interp(r, ratio, d / 60.0), 0.5 * r)
+    ha, hb = R.COLOUR_HUES[ia], R.COLOUR_HUES[ib]
+    return np.mod(ha + f * (np.mod(hb - ha + 180.0, 360.0) - 180.0), 360.0)
+
+
+def palette_edit_samples(z, rng, edit_prob):
+    """Training targets and oracle codes for latents ``z`` (--hue-code palette), an ``edit_prob`` fraction of
+    them moved off the code's curve the way a StyleSpace edit moves them: the palette coordinates become
+    (1 - s) c + t e_k + noise (s ~ U(0, 1.2), t ~ U(0, 1.5), a random colour k, noise ~ U(-0.2, 0.2) x U(0, 1)),
+    drawn at ``palette_hue_of`` of them with saturation, shape and everything else kept, so that every palette
+    coordinate alone moves the hue toward its colour and none greys the shape. Returns (target (N, 32, 32, 4)
+    with the decisive-pixel channel, code (N, code_dims()), edited (N,) float)."""
+    attrs = D.z_to_attributes(z)
+    code = code_coordinates(z)
+    n, k = len(z), hue_code_dims()
+    edited = rng.random(n) < edit_prob
+    cov, fg, bg = R.render_layers(attrs)
+    if edited.any():
+        idx = np.where(edited)[0]
+        m = len(idx)
+        s = rng.uniform(0.0, 1.2, m)[:, None]
+        t = rng.uniform(0.0, 1.5, m)[:, None]
+        hue = (1.0 - s) * code[idx, :k] + t * np.eye(k)[rng.integers(0, k, m)]
+        hue = hue + rng.uniform(-0.2, 0.2, (m, k)) * rng.uniform(0.0, 1.0, (m, 1))
+        code[idx, :k] = hue
+        fg = fg.copy()
+        fg[idx] = R.hsv_to_rgb(palette_hue_of(hue), np.asarray(attrs["saturation"])[idx],
+                               np.asarray(attrs["brightness"])[idx])
+    target = np.concatenate([R.compose_layers(cov, fg, bg), D.shape_decisive_pixels(attrs)[..., None]], axis=-1)
+    return target.astype(np.float32), code, edited.astype(np.float32)
+
+
 def code_projection(w_dim):
     """(w_dim, code_dims()) fixed map with orthogonal columns of norm 2: code coordinates -> w (random, seed 0, or
     the first coordinates of w; --code-projection)."""
@@ -509,7 +564,7 @@ def affine_masks_for(params):
 
 
 def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_params=None, r1_gamma=1.0,
-              affine_l1=0.0, masks=None):
+              affine_l1=0.0, masks=None, edits_keep_oracle=False):
     tx = optax.scale_by_adam()
 
     proj = jnp.asarray(code_projection(cfg.w_dim), jnp.float32)
@@ -522,7 +577,11 @@ def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_p
         # draw from exact attributes while the mapping network learns to produce that code; ``code`` may hold
         # points between two samples' codes (``mixed``, see mixed_samples), whose weight fades with the oracle
         oracle_w = code_w if code is None else code @ proj.T
-        ws_syn = ws + oracle * (oracle_w[:, None, :] - ws)
+        if mixed is not None and edits_keep_oracle:  # --edit-prob: edited samples are always drawn from their code
+            o = oracle + mixed * (1.0 - oracle)
+            ws_syn = ws + o[:, None, None] * (oracle_w[:, None, :] - ws)
+        else:
+            ws_syn = ws + oracle * (oracle_w[:, None, :] - ws)
         img = G.synthesis(params, cfg, ws_syn, noise_mode="const", modconv=modconv)
         # shape pixels are 6-25 % of an image: weight them up so colour and placement are learned
         # before the (easy) background dominates the loss; the corner pixel is always background
@@ -531,7 +590,7 @@ def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_p
         diff = img - target
         fg = (jnp.sum(jnp.abs(target - target[:, :1, :1, :]), axis=-1, keepdims=True) > 0.15)
         wmap = 1.0 + shape_weight * fg.astype(img.dtype) + decisive_weight * decisive
-        if mixed is not None:
+        if mixed is not None and not edits_keep_oracle:
             diff = diff * (1.0 - mixed * (1.0 - oracle))[:, None, None, None]
         mse = jnp.mean(wmap * jnp.square(diff)) / jnp.mean(wmap)
         l1 = jnp.mean(jnp.abs(diff))
@@ -616,8 +675,8 @@ def lr_at(a, step, frac):
 class ChunkMaker:
     """Background thread rendering chunks of (z, target) with fresh latents from a seeded stream."""
 
-    def __init__(self, z_dim, chunk, seed, start_chunk, mix_prob=0.0):
-        self.z_dim, self.chunk, self.seed, self.mix_prob = z_dim, chunk, seed, mix_prob
+    def __init__(self, z_dim, chunk, seed, start_chunk, mix_prob=0.0, edit_prob=0.0):
+        self.z_dim, self.chunk, self.seed, self.mix_prob, self.edit_prob = z_dim, chunk, seed, mix_prob, edit_prob
         self.q = queue.Queue(maxsize=1)
         self.next = start_chunk
         self.stop = False
@@ -628,7 +687,10 @@ class ChunkMaker:
         while not self.stop:
             rng = np.random.default_rng([self.seed, self.next])
             z = rng.standard_normal((self.chunk, self.z_dim)).astype(np.float32)
-            target, code, mixed = mixed_samples(z, rng, self.mix_prob)
+            if self.edit_prob > 0:
+                target, code, mixed = palette_edit_samples(z, rng, self.edit_prob)
+            else:
+                target, code, mixed = mixed_samples(z, rng, self.mix_prob)
             self.q.put((self.next, z, target, code, mixed))
             self.next += 1
 
@@ -654,6 +716,8 @@ def main(argv=None):
     HUE_CODE, CODE_PROJECTION, PALETTE_KAPPA = a.hue_code, a.code_projection, a.palette_kappa
     if a.mix_prob > 0 and HUE_CODE != "circle":
         raise SystemExit("--mix-prob: in-between samples are defined for --hue-code circle only")
+    if a.edit_prob > 0 and (HUE_CODE != "palette" or a.mix_prob > 0):
+        raise SystemExit("--edit-prob: edited samples are defined for --hue-code palette without --mix-prob")
     cfg = make_config(a)
     n_params = sum(int(np.prod(s)) for s in jax.tree_util.tree_leaves(G.param_shapes(cfg),
                                                                         is_leaf=lambda x: isinstance(x, tuple)))
@@ -683,7 +747,7 @@ def main(argv=None):
         masks = affine_masks_for(params)
         params = apply_affine_masks(params, masks)
     tx, step = make_step(cfg, scales, modconv, a.shape_weight, a.decisive_weight, cls_params, a.r1_gamma,
-                         a.affine_l1, masks)
+                         a.affine_l1, masks, edits_keep_oracle=a.edit_prob > 0)
     opt_state = tx.init(params)
     disc = None
     if a.adv_weight > 0:
@@ -713,7 +777,7 @@ def main(argv=None):
         p, cfg, jnp.broadcast_to(attribute_code_of(z, cfg.w_dim)[:, None],
                                  (z.shape[0], cfg.num_ws, cfg.w_dim)), noise_mode="const"))
     budget = a.minutes * 60.0
-    maker = ChunkMaker(cfg.z_dim, a.chunk, a.seed, chunk_id, a.mix_prob)
+    maker = ChunkMaker(cfg.z_dim, a.chunk, a.seed, chunk_id, a.mix_prob, a.edit_prob)
     steps_per_chunk = max(1, a.passes * a.chunk // a.batch)
     rng = np.random.default_rng([a.seed, 999, it])
 
@@ -746,7 +810,7 @@ def main(argv=None):
             l1_w, edge_w = loss_weights_at(a, elapsed / budget)
             code_w = a.code_weight * max(0.0, 1.0 - elapsed / budget / a.code_until) if a.code_until > 0 else 0.0
             oracle = oracle_at(a, elapsed / budget)
-            mix = {} if a.mix_prob <= 0 else {"code": c_chunk[idx], "mixed": m_chunk[idx]}
+            mix = {} if a.mix_prob <= 0 and a.edit_prob <= 0 else {"code": c_chunk[idx], "mixed": m_chunk[idx]}
             if disc is None:
                 params, opt_state, m = step(params, opt_state, z_chunk[idx], t_chunk[idx], lr, l1_w, edge_w, code_w,
                                             a.cls_weight, oracle=oracle, **mix)

@@ -273,6 +273,38 @@ def test_palette_hue_code_identity_projection_and_affine_penalty():
 
 
 
+def test_palette_edit_samples_draw_every_coordinate_toward_its_colour():
+    """--edit-prob: ``palette_hue_of`` returns the rendered hue on the palette code's own curve (so edited and
+    unedited samples follow one rule), raising any one palette coordinate moves the hue monotonically to that
+    colour without greying, and ``palette_edit_samples`` recolours only the edited samples' shape pixels; an
+    edited sample is drawn from its code at full weight even at oracle 0."""
+    mod = training_script()
+    mod.HUE_CODE, mod.PALETTE_KAPPA, mod.CODE_PROJECTION = "palette", 6.0, "identity"
+    z = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
+    hue, rule = mod.palette_hue_of(mod.code_coordinates(z)[:, :6]), D.z_to_attributes(z)["hue"]
+    assert np.abs(np.mod(hue - rule + 180.0, 360.0) - 180.0).max() < 0.01
+    for k in range(6):
+        for j in range(6):
+            if j == k:
+                continue
+            hues = mod.palette_hue_of(np.eye(6)[j] + np.array([[t] for t in (0.0, 0.2, 0.5, 1.0, 2.0, 8.0)]) * np.eye(6)[k])
+            dist = np.abs(np.mod(hues - R.COLOUR_HUES[k] + 180.0, 360.0) - 180.0)
+            assert dist[0] > 20.0 and np.all(np.diff(dist) < 0) and R.nearest_palette(hues[-1:])[0] == k, (j, k, hues)
+    target, code, edited = mod.palette_edit_samples(z[:64], np.random.default_rng(1), 0.5)
+    assert 0.2 < edited.mean() < 0.8
+    plain = R.render_attributes(D.z_to_attributes(z[:64]))
+    changed = np.abs(target[..., :3] - plain).max(axis=(1, 2, 3))
+    assert not changed[edited == 0].any() and (changed[edited == 1] > 0.02).mean() > 0.8
+    np.testing.assert_array_equal(code[edited == 0], mod.code_coordinates(z[:64])[edited == 0])
+    cfg = tiny_config(mod, w_dim=64)
+    params = mod.G.init_params(jax.random.PRNGKey(0), cfg)
+    tx, step = mod.make_step(cfg, mod.update_scales(params, 100.0), mod.fast_modconv, edits_keep_oracle=True)
+    i = np.where(edited == 1)[0][:4]
+    mse = [float(step(params, tx.init(params), z[i], jnp.asarray(target[i]), 1e-3, 1.0, 1.0, 0.0, oracle=0.0,
+                      code=jnp.asarray(c), mixed=jnp.ones(4))[2]["mse"]) for c in (code[i], code[i] + 1.0)]
+    assert mse[0] > 0.0 and mse[0] != mse[1]  # the edited code, not mapping(z), is drawn
+
+
 def test_code_channels_fix_which_w_coordinate_each_style_channel_reads():
     """--code-channels: style channel j < code_dims() reads w coordinate j alone and the other channels read no
     code coordinate, at start and after a train step (an unmasked step fills the masked entries)."""
