@@ -29,8 +29,10 @@ At the end the generator is written with ``checkpoints.save_params`` to ``--out`
 experiments; what they gave is in
 TRAINING.md ("Tried since"); the shipped checkpoint does not use them.
 ``--map-pretrain-steps``, ``--oracle-until``/``--oracle-fade`` (the two-stage schedule), ``--mix-prob`` (in-between
-codes), ``--hue-code``, ``--code-projection``, ``--affine-l1`` and ``--code-channels`` (the attribute code's layout, a
-sparsity penalty on the w -> S affines, a fixed one-coordinate-per-channel mask on them) are trials of the same kind, measured in TRAINING.md (sections after "A two-stage run").
+codes), ``--hue-code``/``--palette-kappa``, ``--code-projection``, ``--affine-l1``, ``--code-channels`` (the attribute
+code's layout and sharpness, a sparsity penalty on the w -> S affines, a fixed one-coordinate-per-channel mask on them)
+and ``--edit-prob`` (palette codes moved off their curve as a StyleSpace edit moves them, with a meaning) are trials
+of the same kind, measured in TRAINING.md (sections after "A two-stage run").
 
 Reproduce: the command in styleclip_jax/assets/shapes_generator/TRAINING.md (or scripts/rebuild_shapes_world.sh).
 """
@@ -170,6 +172,12 @@ def parse_args(argv=None):
                    help="(--hue-code palette) fraction of training samples whose palette coordinates are moved off "
                         "the code's curve as a StyleSpace edit would move them, drawn at the hue palette_hue_of "
                         "gives them (saturation kept); they are always drawn from their code, at full weight")
+    p.add_argument("--edit-negative", type=float, nargs=2, default=(1.2, 0.2), metavar=("S_MAX", "NOISE"),
+                   help="(--edit-prob) an edited sample's own palette coordinates are scaled by 1 - s, s ~ U(0, "
+                        "S_MAX), and every coordinate gets noise up to +-NOISE: how far below 0 edits are taught")
+    p.add_argument("--free-noise", type=float, default=0.0,
+                   help="std of Gaussian noise added to every W+ row's coordinates outside the attribute code in "
+                        "the synthesis input (free_noise; with --code-projection identity)")
     p.add_argument("--hue-code", default="circle", choices=("circle", "palette"),
                    help="how the attribute code writes hue: (cos, sin), or six palette affinities (see HUE_CODE)")
     p.add_argument("--palette-kappa", type=float, default=3.0,
@@ -352,6 +360,7 @@ DISC_TX = optax.adam(2e-4, b1=0.0, b2=0.99)
 HUE_CODE = "circle"
 CODE_PROJECTION = "random"
 PALETTE_KAPPA = 3.0
+EDIT_S_MAX, EDIT_NOISE = 1.2, 0.2  # --edit-negative
 _PALETTE_ANGLES = np.deg2rad(60.0 * np.argsort(np.argsort(R.COLOUR_HUES)))  # COLOURS order
 
 
@@ -424,6 +433,15 @@ def mixed_samples(z, rng, mix_prob):
     return target.astype(np.float32), code, mixed.astype(np.float32)
 
 
+def free_noise(rng, n, cfg, sigma):
+    """(n, num_ws, w_dim) N(0, sigma^2) noise on the w coordinates >= code_dims() (0 on the code's), one draw per
+    W+ row: added to the synthesis input (--free-noise) so the generator learns to ignore the coordinates that
+    carry no attribute, which a W+ optimisation would otherwise move to deform the shape."""
+    e = rng.standard_normal((n, cfg.num_ws, cfg.w_dim)).astype(np.float32) * sigma
+    e[..., :code_dims()] = 0.0
+    return e
+
+
 def palette_hue_of(c) -> np.ndarray:
     """(N, 6) palette coordinates (COLOURS order, any real values) -> the hue (degrees) the --edit-prob rule
     draws them with: a = the largest coordinate, b = the second, the hue goes from palette hue a toward palette
@@ -451,7 +469,8 @@ def palette_hue_of(c) -> np.ndarray:
 def palette_edit_samples(z, rng, edit_prob):
     """Training targets and oracle codes for latents ``z`` (--hue-code palette), an ``edit_prob`` fraction of
     them moved off the code's curve the way a StyleSpace edit moves them: the palette coordinates become
-    (1 - s) c + t e_k + noise (s ~ U(0, 1.2), t ~ U(0, 1.5), a random colour k, noise ~ U(-0.2, 0.2) x U(0, 1)),
+    (1 - s) c + t e_k + noise (s ~ U(0, EDIT_S_MAX), t ~ U(0, 1.5), a random colour k, noise ~ U(-EDIT_NOISE,
+    EDIT_NOISE) x U(0, 1); --edit-negative sets the first two: how far below 0 a lowered coordinate may go),
     drawn at ``palette_hue_of`` of them with saturation, shape and everything else kept, so that every palette
     coordinate alone moves the hue toward its colour and none greys the shape. Returns (target (N, 32, 32, 4)
     with the decisive-pixel channel, code (N, code_dims()), edited (N,) float)."""
@@ -463,10 +482,10 @@ def palette_edit_samples(z, rng, edit_prob):
     if edited.any():
         idx = np.where(edited)[0]
         m = len(idx)
-        s = rng.uniform(0.0, 1.2, m)[:, None]
+        s = rng.uniform(0.0, EDIT_S_MAX, m)[:, None]
         t = rng.uniform(0.0, 1.5, m)[:, None]
         hue = (1.0 - s) * code[idx, :k] + t * np.eye(k)[rng.integers(0, k, m)]
-        hue = hue + rng.uniform(-0.2, 0.2, (m, k)) * rng.uniform(0.0, 1.0, (m, 1))
+        hue = hue + rng.uniform(-EDIT_NOISE, EDIT_NOISE, (m, k)) * rng.uniform(0.0, 1.0, (m, 1))
         code[idx, :k] = hue
         fg = fg.copy()
         fg[idx] = R.hsv_to_rgb(palette_hue_of(hue), np.asarray(attrs["saturation"])[idx],
@@ -570,7 +589,7 @@ def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_p
     proj = jnp.asarray(code_projection(cfg.w_dim), jnp.float32)
 
     def loss_fn(params, z, target, l1_weight, edge_weight, code_weight, cls_weight, dparams, adv_weight, oracle,
-                code, mixed):
+                code, mixed, wnoise=None):
         ws = G.mapping(params, cfg, z)
         code_w = attribute_code_of(z, cfg.w_dim)
         # oracle > 0: the synthesis network sees (a blend toward) the attribute code itself, so it can learn to
@@ -582,6 +601,8 @@ def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_p
             ws_syn = ws + o[:, None, None] * (oracle_w[:, None, :] - ws)
         else:
             ws_syn = ws + oracle * (oracle_w[:, None, :] - ws)
+        if wnoise is not None:  # --free-noise: the w coordinates outside the code, jittered per layer
+            ws_syn = ws_syn + wnoise
         img = G.synthesis(params, cfg, ws_syn, noise_mode="const", modconv=modconv)
         # shape pixels are 6-25 % of an image: weight them up so colour and placement are learned
         # before the (easy) background dominates the loss; the corner pixel is always background
@@ -623,11 +644,11 @@ def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_p
 
     @jax.jit
     def step(params, opt_state, z, target, lr, l1_weight, edge_weight, code_weight=0.0, cls_weight=0.0,
-             disc=None, adv_weight=0.0, oracle=0.0, code=None, mixed=None):
+             disc=None, adv_weight=0.0, oracle=0.0, code=None, mixed=None, wnoise=None):
         dparams = None if disc is None else disc["params"]
         (loss, (mse, l1, edge, cls, adv, img, w_mean)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             params, z, target, l1_weight, edge_weight, code_weight, cls_weight, dparams, adv_weight, oracle, code,
-            mixed)
+            mixed, wnoise)
         dloss = jnp.zeros(())
         if disc is not None:
             dloss, dgrads = jax.value_and_grad(disc_loss)(dparams, target[..., :3], jax.lax.stop_gradient(img))
@@ -711,11 +732,14 @@ def save_state(path, state):
 
 
 def main(argv=None):
-    global HUE_CODE, CODE_PROJECTION, PALETTE_KAPPA
+    global HUE_CODE, CODE_PROJECTION, PALETTE_KAPPA, EDIT_S_MAX, EDIT_NOISE
     a = parse_args(argv)
     HUE_CODE, CODE_PROJECTION, PALETTE_KAPPA = a.hue_code, a.code_projection, a.palette_kappa
+    EDIT_S_MAX, EDIT_NOISE = a.edit_negative
     if a.mix_prob > 0 and HUE_CODE != "circle":
         raise SystemExit("--mix-prob: in-between samples are defined for --hue-code circle only")
+    if a.free_noise > 0 and a.code_projection != "identity":
+        raise SystemExit("--free-noise: needs --code-projection identity (the code's coordinates are w's first)")
     if a.edit_prob > 0 and (HUE_CODE != "palette" or a.mix_prob > 0):
         raise SystemExit("--edit-prob: edited samples are defined for --hue-code palette without --mix-prob")
     cfg = make_config(a)
@@ -811,6 +835,8 @@ def main(argv=None):
             code_w = a.code_weight * max(0.0, 1.0 - elapsed / budget / a.code_until) if a.code_until > 0 else 0.0
             oracle = oracle_at(a, elapsed / budget)
             mix = {} if a.mix_prob <= 0 and a.edit_prob <= 0 else {"code": c_chunk[idx], "mixed": m_chunk[idx]}
+            if a.free_noise > 0:
+                mix["wnoise"] = free_noise(rng, len(idx), cfg, a.free_noise)
             if disc is None:
                 params, opt_state, m = step(params, opt_state, z_chunk[idx], t_chunk[idx], lr, l1_w, edge_w, code_w,
                                             a.cls_weight, oracle=oracle, **mix)

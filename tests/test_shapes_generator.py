@@ -277,7 +277,8 @@ def test_palette_edit_samples_draw_every_coordinate_toward_its_colour():
     """--edit-prob: ``palette_hue_of`` returns the rendered hue on the palette code's own curve (so edited and
     unedited samples follow one rule), raising any one palette coordinate moves the hue monotonically to that
     colour without greying, and ``palette_edit_samples`` recolours only the edited samples' shape pixels; an
-    edited sample is drawn from its code at full weight even at oracle 0."""
+    edited sample is drawn from its code at full weight even at oracle 0; --edit-negative lowers coordinates
+    further; --free-noise jitters only the w coordinates outside the code, per W+ row, in the synthesis input."""
     mod = training_script()
     mod.HUE_CODE, mod.PALETTE_KAPPA, mod.CODE_PROJECTION = "palette", 6.0, "identity"
     z = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
@@ -303,6 +304,17 @@ def test_palette_edit_samples_draw_every_coordinate_toward_its_colour():
     mse = [float(step(params, tx.init(params), z[i], jnp.asarray(target[i]), 1e-3, 1.0, 1.0, 0.0, oracle=0.0,
                       code=jnp.asarray(c), mixed=jnp.ones(4))[2]["mse"]) for c in (code[i], code[i] + 1.0)]
     assert mse[0] > 0.0 and mse[0] != mse[1]  # the edited code, not mapping(z), is drawn
+    mod.EDIT_S_MAX, mod.EDIT_NOISE = 2.0, 0.3  # --edit-negative 2 0.3: lowered coordinates reach -1
+    _, code2, edited2 = mod.palette_edit_samples(z[:256], np.random.default_rng(1), 1.0)
+    assert code2[:, :6].min() < -0.6 < code[:, :6].min()
+
+    # --free-noise: per-row noise on the coordinates outside the code only, and it reaches the synthesis input
+    e = mod.free_noise(np.random.default_rng(2), 64, cfg, 0.3)
+    assert e.shape == (64, cfg.num_ws, 64) and not e[..., :17].any()
+    assert abs(e[..., 17:].std() - 0.3) < 0.01 and np.abs(e[:, 0] - e[:, 1]).max() > 0
+    loss = [float(step(params, tx.init(params), z[i], jnp.asarray(target[i]), 1e-3, 1.0, 1.0, 0.0, oracle=0.0,
+                       code=jnp.asarray(code[i]), mixed=jnp.ones(4), wnoise=w)[2]["mse"]) for w in (None, e[:4])]
+    assert loss[0] != loss[1]
 
 
 def test_code_channels_fix_which_w_coordinate_each_style_channel_reads():
