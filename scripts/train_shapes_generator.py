@@ -31,7 +31,8 @@ TRAINING.md ("Tried since"); the shipped checkpoint does not use them.
 ``--map-pretrain-steps``, ``--oracle-until``/``--oracle-fade`` (the two-stage schedule), ``--mix-prob`` (in-between
 codes), ``--hue-code``/``--palette-kappa``, ``--code-projection``, ``--affine-l1``, ``--code-channels`` (the attribute
 code's layout and sharpness, a sparsity penalty on the w -> S affines, a fixed one-coordinate-per-channel mask on them)
-and ``--edit-prob`` (palette codes moved off their curve as a StyleSpace edit moves them, with a meaning) are trials
+and ``--edit-prob``/``--edit-negative``/``--free-noise`` (palette codes moved off their curve as a StyleSpace edit
+moves them, with a meaning; noise on the w coordinates outside the code) are trials
 of the same kind, measured in TRAINING.md (sections after "A two-stage run").
 
 Reproduce: the command in styleclip_jax/assets/shapes_generator/TRAINING.md (or scripts/rebuild_shapes_world.sh).
