@@ -31,8 +31,8 @@ TRAINING.md ("Tried since"); the shipped checkpoint does not use them.
 ``--map-pretrain-steps``, ``--oracle-until``/``--oracle-fade`` (the two-stage schedule), ``--mix-prob`` (in-between
 codes), ``--hue-code``/``--palette-kappa``, ``--code-projection``, ``--affine-l1``, ``--code-channels`` (the attribute
 code's layout and sharpness, a sparsity penalty on the w -> S affines, a fixed one-coordinate-per-channel mask on them)
-and ``--edit-prob``/``--edit-negative``/``--free-noise`` (palette codes moved off their curve as a StyleSpace edit
-moves them, with a meaning; noise on the w coordinates outside the code) are trials
+and ``--edit-prob``/``--edit-negative``/``--edit-far``/``--free-noise`` (palette codes moved off their curve as a
+StyleSpace edit moves them, with a meaning; noise on the w coordinates outside the code) are trials
 of the same kind, measured in TRAINING.md (sections after "A two-stage run").
 
 Reproduce: the command in styleclip_jax/assets/shapes_generator/TRAINING.md (or scripts/rebuild_shapes_world.sh).
@@ -176,6 +176,10 @@ def parse_args(argv=None):
     p.add_argument("--edit-negative", type=float, nargs=2, default=(1.2, 0.2), metavar=("S_MAX", "NOISE"),
                    help="(--edit-prob) an edited sample's own palette coordinates are scaled by 1 - s, s ~ U(0, "
                         "S_MAX), and every coordinate gets noise up to +-NOISE: how far below 0 edits are taught")
+    p.add_argument("--edit-far", default="arc", choices=("arc", "dark"),
+                   help="(--edit-prob) how two raised palette coordinates that are not neighbours round the hue "
+                        "circle are drawn: 'arc' moves the hue along the shorter arc (through the colours between "
+                        "them), 'dark' keeps the larger one's hue and darkens it (see palette_value_of)")
     p.add_argument("--free-noise", type=float, default=0.0,
                    help="std of Gaussian noise added to every W+ row's coordinates outside the attribute code in "
                         "the synthesis input (free_noise; with --code-projection identity)")
@@ -362,6 +366,7 @@ HUE_CODE = "circle"
 CODE_PROJECTION = "random"
 PALETTE_KAPPA = 3.0
 EDIT_S_MAX, EDIT_NOISE = 1.2, 0.2  # --edit-negative
+EDIT_FAR, FAR_DARKEN = "arc", 0.7  # --edit-far; with "dark": value x (1 - FAR_DARKEN r) between non-neighbours
 _PALETTE_ANGLES = np.deg2rad(60.0 * np.argsort(np.argsort(R.COLOUR_HUES)))  # COLOURS order
 
 
@@ -451,8 +456,9 @@ def palette_hue_of(c) -> np.ndarray:
     0 <= d <= 30) from colour a toward neighbour b has r = exp(kappa (cos(60 - d) - cos d)), so f(r) = d / 60
     and on the code's own curve the rule returns the rendered hue (up to the third coordinate, < 0.01 degrees at
     kappa 6); for colours further apart, which the curve never mixes, it is r / 2, so that a coordinate raised
-    to 8 x the largest one draws its colour from any source. Coordinates below 0 count as 0; where none is
-    above 0.05 the largest colour is drawn."""
+    to 8 x the largest one draws its colour from any source (with --edit-far dark it is 0 there: the hue stays
+    a's and palette_value_of darkens it). Coordinates below 0 count as 0; where none is above 0.05 the largest
+    colour is drawn."""
     c = np.maximum(np.asarray(c, np.float64), 0.0)
     rows = np.arange(len(c))
     order = np.argsort(-c, axis=1, kind="stable")
@@ -461,10 +467,32 @@ def palette_hue_of(c) -> np.ndarray:
     d = np.linspace(0.0, 30.0, 301)
     ratio = np.exp(PALETTE_KAPPA * (np.cos(np.deg2rad(60.0 - d)) - np.cos(np.deg2rad(d))))
     r = np.where(ca > 0.05, cb / np.maximum(ca, 1e-8), 0.0)
-    steps = np.abs(np.round((_PALETTE_ANGLES[ib] - _PALETTE_ANGLES[ia]) / (np.pi / 3.0))) % 6  # 1 or 5: neighbours
-    f = np.where((steps == 1) | (steps == 5), np.interp(r, ratio, d / 60.0), 0.5 * r)
+    near = _neighbours(ia, ib)
+    f = np.where(near, np.interp(r, ratio, d / 60.0), 0.5 * r if EDIT_FAR == "arc" else 0.0)
     ha, hb = R.COLOUR_HUES[ia], R.COLOUR_HUES[ib]
     return np.mod(ha + f * (np.mod(hb - ha + 180.0, 360.0) - 180.0), 360.0)
+
+
+def _neighbours(ia, ib):
+    """(N,) bool: palette colours ia and ib (COLOURS indices) are next to each other round the hue circle."""
+    steps = np.abs(np.round((_PALETTE_ANGLES[ib] - _PALETTE_ANGLES[ia]) / (np.pi / 3.0))) % 6
+    return (steps == 1) | (steps == 5)
+
+
+def palette_value_of(c) -> np.ndarray:
+    """(N, 6) palette coordinates -> (N,) factor on the rendered value (brightness): 1, except with --edit-far
+    dark where the two largest coordinates a, b are not neighbours: 1 - FAR_DARKEN r, r = c_b / c_a, so that
+    raising a far colour's coordinate darkens the shape (the hue stays a's, see palette_hue_of) until it passes
+    the largest, then the shape brightens in the new colour, instead of passing the colours in between."""
+    c = np.maximum(np.asarray(c, np.float64), 0.0)
+    if EDIT_FAR == "arc":
+        return np.ones(len(c))
+    rows = np.arange(len(c))
+    order = np.argsort(-c, axis=1, kind="stable")
+    ia, ib = order[:, 0], order[:, 1]
+    ca, cb = c[rows, ia], c[rows, ib]
+    r = np.where(ca > 0.05, cb / np.maximum(ca, 1e-8), 0.0)
+    return np.where(_neighbours(ia, ib), 1.0, 1.0 - FAR_DARKEN * r)
 
 
 def palette_edit_samples(z, rng, edit_prob):
@@ -490,7 +518,7 @@ def palette_edit_samples(z, rng, edit_prob):
         code[idx, :k] = hue
         fg = fg.copy()
         fg[idx] = R.hsv_to_rgb(palette_hue_of(hue), np.asarray(attrs["saturation"])[idx],
-                               np.asarray(attrs["brightness"])[idx])
+                               np.asarray(attrs["brightness"])[idx] * palette_value_of(hue))
     target = np.concatenate([R.compose_layers(cov, fg, bg), D.shape_decisive_pixels(attrs)[..., None]], axis=-1)
     return target.astype(np.float32), code, edited.astype(np.float32)
 
@@ -733,10 +761,11 @@ def save_state(path, state):
 
 
 def main(argv=None):
-    global HUE_CODE, CODE_PROJECTION, PALETTE_KAPPA, EDIT_S_MAX, EDIT_NOISE
+    global HUE_CODE, CODE_PROJECTION, PALETTE_KAPPA, EDIT_S_MAX, EDIT_NOISE, EDIT_FAR
     a = parse_args(argv)
     HUE_CODE, CODE_PROJECTION, PALETTE_KAPPA = a.hue_code, a.code_projection, a.palette_kappa
     EDIT_S_MAX, EDIT_NOISE = a.edit_negative
+    EDIT_FAR = a.edit_far
     if a.mix_prob > 0 and HUE_CODE != "circle":
         raise SystemExit("--mix-prob: in-between samples are defined for --hue-code circle only")
     if a.free_noise > 0 and a.code_projection != "identity":

@@ -278,7 +278,8 @@ def test_palette_edit_samples_draw_every_coordinate_toward_its_colour():
     unedited samples follow one rule), raising any one palette coordinate moves the hue monotonically to that
     colour without greying, and ``palette_edit_samples`` recolours only the edited samples' shape pixels; an
     edited sample is drawn from its code at full weight even at oracle 0; --edit-negative lowers coordinates
-    further; --free-noise jitters only the w coordinates outside the code, per W+ row, in the synthesis input."""
+    further; --edit-far dark keeps a far colour's hue and darkens it until it passes the largest (neighbours as
+    before); --free-noise jitters only the w coordinates outside the code, per W+ row, in the synthesis input."""
     mod = training_script()
     mod.HUE_CODE, mod.PALETTE_KAPPA, mod.CODE_PROJECTION = "palette", 6.0, "identity"
     z = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
@@ -291,7 +292,18 @@ def test_palette_edit_samples_draw_every_coordinate_toward_its_colour():
             hues = mod.palette_hue_of(np.eye(6)[j] + np.array([[t] for t in (0.0, 0.2, 0.5, 1.0, 2.0, 8.0)]) * np.eye(6)[k])
             dist = np.abs(np.mod(hues - R.COLOUR_HUES[k] + 180.0, 360.0) - 180.0)
             assert dist[0] > 20.0 and np.all(np.diff(dist) < 0) and R.nearest_palette(hues[-1:])[0] == k, (j, k, hues)
+    ts = np.array([[t] for t in (0.0, 0.5, 0.99, 1.01, 2.0)])
+    arc_near = mod.palette_hue_of(np.eye(6)[0] + ts * np.eye(6)[5])  # red raised on orange: neighbours
+    mod.EDIT_FAR = "dark"  # --edit-far dark: a far colour darkens the shape instead of passing the hues between
+    far = np.eye(6)[1] + ts * np.eye(6)[0]  # red raised on green
+    np.testing.assert_array_equal(R.nearest_palette(mod.palette_hue_of(far)), [1, 1, 1, 0, 0])
+    np.testing.assert_allclose(mod.palette_value_of(far), [1.0, 0.65, 1 - 0.7 * 0.99, 1 - 0.7 / 1.01, 0.65])
+    np.testing.assert_array_equal(mod.palette_hue_of(np.eye(6)[0] + ts * np.eye(6)[5]), arc_near)
+    np.testing.assert_array_equal(mod.palette_value_of(np.eye(6)[0] + ts * np.eye(6)[5]), np.ones(5))
+    target_dark, _, _ = mod.palette_edit_samples(z[:64], np.random.default_rng(1), 0.5)
+    mod.EDIT_FAR = "arc"
     target, code, edited = mod.palette_edit_samples(z[:64], np.random.default_rng(1), 0.5)
+    assert target_dark.sum() < target.sum() and not np.abs(target_dark - target)[edited == 0].any()
     assert 0.2 < edited.mean() < 0.8
     plain = R.render_attributes(D.z_to_attributes(z[:64]))
     changed = np.abs(target[..., :3] - plain).max(axis=(1, 2, 3))
