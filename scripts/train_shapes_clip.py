@@ -18,9 +18,10 @@ Part of the batches draw all images from one colour so that only shape/backgroun
 
 Images are fed as pixel values in [-1, 1] (NCHW), no mean/std normalisation, at the render size.
 
-``--spread``, ``--aux-continuous`` and ``--aux-hue`` (an isotropy term on the image embeddings and an auxiliary
-regression of size, position, background level and hue) are trials for the global direction's channel
-relevance; what they gave is in TRAINING.md ("Tried since"); the shipped checkpoint does not use them.
+``--spread``, ``--aux-continuous``, ``--aux-hue`` and ``--soft-colour`` (an isotropy term on the image embeddings, an
+auxiliary regression of size, position, background level and hue, soft colour-prompt targets) are trials for the
+global direction's channel relevance and the latent optimisation's gradient; what they gave is in TRAINING.md ("Tried
+since"); the shipped checkpoint does not use them.
 
 ``--aug-p`` > 0 turns on appearance augmentation, on device, per image (the captions are unchanged,
 so every variant must still be read as the same colour/shape/background): the shape's coverage map is
@@ -108,6 +109,22 @@ def build_caption_table(tok):
     for i, e in enumerate(enc):
         ids[i, : len(e)] = e
     return ids, np.array(attrs, np.int32), table, strings
+
+
+def soft_colour_targets(hue, sigma):
+    """(N,) hues (degrees) -> (N, len(COLOURS)) soft targets for the colour prompts (--soft-colour): colour k gets
+    weight exp(-d_k^2 / (2 sigma^2)), d_k the distance round the palette circle in palette steps of 60 degrees
+    (the renderer's uniform angle, so neighbours are 60 apart wherever their hues lie), normalised to sum 1.
+    Trained toward these, a colour prompt's logit falls with the hue's distance from its colour across the whole
+    circle instead of being flat beyond the neighbours, which gives a latent optimisation a gradient from any
+    hue (exactly opposite colours excepted)."""
+    u = np.interp(np.mod(np.asarray(hue, np.float64), 360.0), R._ANCHOR_HUE, R._ANCHOR_U)
+    uk = np.empty(len(R.COLOURS))
+    uk[R._CIRCLE_ORDER] = R._ANCHOR_U[:-1]
+    d = np.abs(u[:, None] - uk[None, :])
+    d = np.minimum(d, 360.0 - d)
+    w = np.exp(-0.5 * np.square(d / sigma))
+    return (w / w.sum(1, keepdims=True)).astype(np.float32)
 
 
 def spread_penalty(e):
@@ -263,10 +280,15 @@ def main():
     ap.add_argument("--aux-hue", action="store_true",
                     help="add the cosine and sine of the shape's hue to the --aux-continuous targets (a colour wheel "
                          "in the embedding besides the six colour words)")
+    ap.add_argument("--soft-colour", type=float, default=0.0, metavar="SIGMA",
+                    help="train the colour prompts toward soft targets (soft_colour_targets: Gaussian in the "
+                         "distance round the palette circle, SIGMA degrees, neighbours 60 apart) instead of one-hot")
     ap.add_argument("--hue-wide", type=float, default=0.0,
                     help="fraction of images recoloured to a uniformly random hue and relabelled with the nearest "
                          "palette colour (needs --aug-p > 0 for the on-device recomposition)")
     args = ap.parse_args()
+    if args.soft_colour > 0 and args.hue_wide > 0:
+        ap.error("--soft-colour: needs no --hue-wide (which recolours images after their hue is read)")
     if args.aux_hue and (args.hue_wide > 0 or args.aux_continuous <= 0):
         ap.error("--aux-hue: needs --aux-continuous > 0 and no --hue-wide (which recolours images after their hue is read)")
     t_start = time.time()
@@ -295,6 +317,7 @@ def main():
         cont += [np.cos(np.deg2rad(attrs["hue"])), np.sin(np.deg2rad(attrs["hue"]))]
     cont = np.stack(cont, 1)
     img_cont = ((cont - cont.mean(0)) / cont.std(0)).astype(np.float32)
+    img_soft = soft_colour_targets(attrs["hue"], max(args.soft_colour, 1e-3))  # used with --soft-colour only
     by_colour = [np.flatnonzero(img_attr[:, 0] == c) for c in range(nC)]
     ev_attrs = R.attributes_for_seeds(range(EVAL_SEED0, EVAL_SEED0 + args.n_eval))
     ev_imgs = np.round((R.render_attributes(ev_attrs) + 1.0) * 127.5).astype(np.uint8)
@@ -339,7 +362,7 @@ def main():
         txt = model.get_text_features(input_ids, params=p["clip"], train=False)
         return img, txt
 
-    def loss_fn(p, images, cap_idx, iattr, icont):
+    def loss_fn(p, images, cap_idx, iattr, icont, isoft):
         ids = jnp.concatenate([cap_ids_j[cap_idx], prompt_ids], 0)
         img, txt = embed(p, to_pixels(images), ids)
         B = images.shape[0]
@@ -357,7 +380,10 @@ def main():
         # zero-shot prompt cross-entropy
         pl = scale * ie @ te[B:].T
         groups = [(0, nC, 0), (nC, nC + nS, 1), (nC + nS, nC + nS + nB, 2)]
-        zs = sum(optax.softmax_cross_entropy_with_integer_labels(pl[:, a:b], iattr[:, k]).mean() for a, b, k in groups)
+        zs = sum(optax.softmax_cross_entropy_with_integer_labels(pl[:, a:b], iattr[:, k]).mean()
+                 for a, b, k in groups[1 if args.soft_colour > 0 else 0:])
+        if args.soft_colour > 0:  # --soft-colour: the colour prompts toward soft_colour_targets
+            zs = zs + optax.softmax_cross_entropy(pl[:, :nC], isoft).mean()
         # auxiliary linear classifier on the image embedding
         hl = img @ p["head"]["w"] + p["head"]["b"]
         aux = sum(optax.softmax_cross_entropy_with_integer_labels(hl[:, a:b], iattr[:, k]).mean() for a, b, k in groups)
@@ -377,9 +403,9 @@ def main():
         return augment(key, images, cov, fg, bg, args, force) if args.aug_p > 0 else images
 
     @jax.jit
-    def train_step(p, o, lr, key, images, cov, fg, bg, force, cap_idx, iattr, icont):
+    def train_step(p, o, lr, key, images, cov, fg, bg, force, cap_idx, iattr, icont, isoft):
         images = batch_images(key, images, cov, fg, bg, force)
-        (loss, aux), g = jax.value_and_grad(loss_fn, has_aux=True)(p, images, cap_idx, iattr, icont)
+        (loss, aux), g = jax.value_and_grad(loss_fn, has_aux=True)(p, images, cap_idx, iattr, icont, isoft)
         upd, o = opt.update(g, o, p)
         upd = jax.tree_util.tree_map(lambda u: -lr * u, upd)
         return optax.apply_updates(p, upd), o, loss, aux
@@ -409,7 +435,7 @@ def main():
         t = np.where(rng.random(args.batch) < PLAIN_P, 0, rng.integers(1, len(TEMPLATES), args.batch))
         ph = rng.choice(len(PHRASES), size=args.batch, p=PHRASE_P)
         cap = cap_table[t, ph, ia[:, 0], ia[:, 1], ia[:, 2]]
-        return next_key(), data[idx], cov16[idx], fg, bg_rgb[idx], force, cap, ia, img_cont[idx]
+        return next_key(), data[idx], cov16[idx], fg, bg_rgb[idx], force, cap, ia, img_cont[idx], img_soft[idx]
 
     aug_key = [jax.random.PRNGKey(args.seed + 7 + step0)]
 
