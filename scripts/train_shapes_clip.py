@@ -111,19 +111,22 @@ def build_caption_table(tok):
     return ids, np.array(attrs, np.int32), table, strings
 
 
-def soft_colour_targets(hue, sigma):
+def soft_colour_targets(hue, sigma, tail=0.0, tail_sigma=90.0):
     """(N,) hues (degrees) -> (N, len(COLOURS)) soft targets for the colour prompts (--soft-colour): colour k gets
     weight exp(-d_k^2 / (2 sigma^2)), d_k the distance round the palette circle in palette steps of 60 degrees
     (the renderer's uniform angle, so neighbours are 60 apart wherever their hues lie), normalised to sum 1.
     Trained toward these, a colour prompt's logit falls with the hue's distance from its colour across the whole
     circle instead of being flat beyond the neighbours, which gives a latent optimisation a gradient from any
-    hue (exactly opposite colours excepted)."""
+    hue (exactly opposite colours excepted). ``tail`` > 0 adds tail x exp(-d^2 / (2 tail_sigma^2)) (--soft-colour
+    SIGMA TAIL): with a narrow sigma the prompt then keeps a gap between a colour and its neighbours (so that a
+    neighbour's channel does not pass for the colour's own in the global direction's relevance) and a gentle slope
+    beyond them."""
     u = np.interp(np.mod(np.asarray(hue, np.float64), 360.0), R._ANCHOR_HUE, R._ANCHOR_U)
     uk = np.empty(len(R.COLOURS))
     uk[R._CIRCLE_ORDER] = R._ANCHOR_U[:-1]
     d = np.abs(u[:, None] - uk[None, :])
     d = np.minimum(d, 360.0 - d)
-    w = np.exp(-0.5 * np.square(d / sigma))
+    w = np.exp(-0.5 * np.square(d / sigma)) + tail * np.exp(-0.5 * np.square(d / tail_sigma))
     return (w / w.sum(1, keepdims=True)).astype(np.float32)
 
 
@@ -280,14 +283,17 @@ def main():
     ap.add_argument("--aux-hue", action="store_true",
                     help="add the cosine and sine of the shape's hue to the --aux-continuous targets (a colour wheel "
                          "in the embedding besides the six colour words)")
-    ap.add_argument("--soft-colour", type=float, default=0.0, metavar="SIGMA",
+    ap.add_argument("--soft-colour", type=float, nargs="+", default=[0.0], metavar="SIGMA",
                     help="train the colour prompts toward soft targets (soft_colour_targets: Gaussian in the "
-                         "distance round the palette circle, SIGMA degrees, neighbours 60 apart) instead of one-hot")
+                         "distance round the palette circle, SIGMA degrees, neighbours 60 apart, plus TAIL x a "
+                         "Gaussian of 90 degrees) instead of one-hot")
     ap.add_argument("--hue-wide", type=float, default=0.0,
                     help="fraction of images recoloured to a uniformly random hue and relabelled with the nearest "
                          "palette colour (needs --aug-p > 0 for the on-device recomposition)")
     args = ap.parse_args()
-    if args.soft_colour > 0 and args.hue_wide > 0:
+    if len(args.soft_colour) > 2:
+        ap.error(f"--soft-colour: expected SIGMA or SIGMA TAIL, got {len(args.soft_colour)} numbers")
+    if args.soft_colour[0] > 0 and args.hue_wide > 0:
         ap.error("--soft-colour: needs no --hue-wide (which recolours images after their hue is read)")
     if args.aux_hue and (args.hue_wide > 0 or args.aux_continuous <= 0):
         ap.error("--aux-hue: needs --aux-continuous > 0 and no --hue-wide (which recolours images after their hue is read)")
@@ -317,7 +323,8 @@ def main():
         cont += [np.cos(np.deg2rad(attrs["hue"])), np.sin(np.deg2rad(attrs["hue"]))]
     cont = np.stack(cont, 1)
     img_cont = ((cont - cont.mean(0)) / cont.std(0)).astype(np.float32)
-    img_soft = soft_colour_targets(attrs["hue"], max(args.soft_colour, 1e-3))  # used with --soft-colour only
+    img_soft = soft_colour_targets(attrs["hue"], max(args.soft_colour[0], 1e-3),
+                                   *args.soft_colour[1:2])  # used with --soft-colour only
     by_colour = [np.flatnonzero(img_attr[:, 0] == c) for c in range(nC)]
     ev_attrs = R.attributes_for_seeds(range(EVAL_SEED0, EVAL_SEED0 + args.n_eval))
     ev_imgs = np.round((R.render_attributes(ev_attrs) + 1.0) * 127.5).astype(np.uint8)
@@ -381,8 +388,8 @@ def main():
         pl = scale * ie @ te[B:].T
         groups = [(0, nC, 0), (nC, nC + nS, 1), (nC + nS, nC + nS + nB, 2)]
         zs = sum(optax.softmax_cross_entropy_with_integer_labels(pl[:, a:b], iattr[:, k]).mean()
-                 for a, b, k in groups[1 if args.soft_colour > 0 else 0:])
-        if args.soft_colour > 0:  # --soft-colour: the colour prompts toward soft_colour_targets
+                 for a, b, k in groups[1 if args.soft_colour[0] > 0 else 0:])
+        if args.soft_colour[0] > 0:  # --soft-colour: the colour prompts toward soft_colour_targets
             zs = zs + optax.softmax_cross_entropy(pl[:, :nC], isoft).mean()
         # auxiliary linear classifier on the image embedding
         hl = img @ p["head"]["w"] + p["head"]["b"]

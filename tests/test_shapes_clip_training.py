@@ -35,7 +35,8 @@ def test_spread_penalty_is_dimension_over_participation_ratio_minus_one():
 def test_soft_colour_targets_fall_with_distance_round_the_palette_circle():
     """--soft-colour: at a palette hue the target peaks on its colour, the two neighbours round the circle get
     equal weight, and the weight falls with every further step (so the opposite colour gets the least); a hue
-    half-way between neighbours splits evenly between them; rows sum to 1."""
+    half-way between neighbours splits evenly between them; rows sum to 1; a tail keeps the fall with a narrow
+    peak."""
     from styleclip_jax.shapes import render as R
 
     mod = clip_training_script()
@@ -53,3 +54,11 @@ def test_soft_colour_targets_fall_with_distance_round_the_palette_circle():
     m = mod.soft_colour_targets(mid, 60.0)[0]
     np.testing.assert_allclose(m[red], m[orange], rtol=1e-5)
     assert set(np.argsort(-m)[:2]) == {red, orange}
+    # a narrow peak plus a broad tail (--soft-colour 20 0.1): a 5x wider gap to the neighbours than sigma 60 gives,
+    # and still a fall with every further step
+    t2 = mod.soft_colour_targets(R.COLOUR_HUES, 20.0, 0.1)
+    for k in range(len(R.COLOURS)):
+        pos = order.index(k)
+        by_step = [t2[k, order[(pos + s) % 6]] for s in range(4)]
+        assert by_step[0] > by_step[1] > by_step[2] > by_step[3], (R.COLOURS[k], by_step)
+        assert by_step[0] / by_step[1] > 5 * t[k, k] / t[k, order[(pos + 1) % 6]]
