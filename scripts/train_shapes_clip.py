@@ -323,8 +323,8 @@ def main():
         cont += [np.cos(np.deg2rad(attrs["hue"])), np.sin(np.deg2rad(attrs["hue"]))]
     cont = np.stack(cont, 1)
     img_cont = ((cont - cont.mean(0)) / cont.std(0)).astype(np.float32)
-    img_soft = soft_colour_targets(attrs["hue"], max(args.soft_colour[0], 1e-3),
-                                   *args.soft_colour[1:2])  # used with --soft-colour only
+    img_soft = (soft_colour_targets(attrs["hue"], *args.soft_colour) if args.soft_colour[0] > 0
+                else np.zeros((len(img_attr), nC), np.float32))  # read by the loss with --soft-colour only
     by_colour = [np.flatnonzero(img_attr[:, 0] == c) for c in range(nC)]
     ev_attrs = R.attributes_for_seeds(range(EVAL_SEED0, EVAL_SEED0 + args.n_eval))
     ev_imgs = np.round((R.render_attributes(ev_attrs) + 1.0) * 127.5).astype(np.uint8)

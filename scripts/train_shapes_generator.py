@@ -459,18 +459,24 @@ def palette_hue_of(c) -> np.ndarray:
     to 8 x the largest one draws its colour from any source (with --edit-far dark it is 0 there: the hue stays
     a's and palette_value_of darkens it). Coordinates below 0 count as 0; where none is above 0.05 the largest
     colour is drawn."""
+    ia, ib, r = _top_two(c)
+    d = np.linspace(0.0, 30.0, 301)
+    ratio = np.exp(PALETTE_KAPPA * (np.cos(np.deg2rad(60.0 - d)) - np.cos(np.deg2rad(d))))
+    near = _neighbours(ia, ib)
+    f = np.where(near, np.interp(r, ratio, d / 60.0), 0.5 * r if EDIT_FAR == "arc" else 0.0)
+    ha, hb = R.COLOUR_HUES[ia], R.COLOUR_HUES[ib]
+    return np.mod(ha + f * (np.mod(hb - ha + 180.0, 360.0) - 180.0), 360.0)
+
+
+def _top_two(c):
+    """(N, 6) palette coordinates (below 0 count as 0) -> (ia, ib, r): the largest and second coordinates' colour
+    indices and r = c_b / c_a (0 where c_a <= 0.05)."""
     c = np.maximum(np.asarray(c, np.float64), 0.0)
     rows = np.arange(len(c))
     order = np.argsort(-c, axis=1, kind="stable")
     ia, ib = order[:, 0], order[:, 1]
     ca, cb = c[rows, ia], c[rows, ib]
-    d = np.linspace(0.0, 30.0, 301)
-    ratio = np.exp(PALETTE_KAPPA * (np.cos(np.deg2rad(60.0 - d)) - np.cos(np.deg2rad(d))))
-    r = np.where(ca > 0.05, cb / np.maximum(ca, 1e-8), 0.0)
-    near = _neighbours(ia, ib)
-    f = np.where(near, np.interp(r, ratio, d / 60.0), 0.5 * r if EDIT_FAR == "arc" else 0.0)
-    ha, hb = R.COLOUR_HUES[ia], R.COLOUR_HUES[ib]
-    return np.mod(ha + f * (np.mod(hb - ha + 180.0, 360.0) - 180.0), 360.0)
+    return ia, ib, np.where(ca > 0.05, cb / np.maximum(ca, 1e-8), 0.0)
 
 
 def _neighbours(ia, ib):
@@ -484,14 +490,9 @@ def palette_value_of(c) -> np.ndarray:
     dark where the two largest coordinates a, b are not neighbours: 1 - FAR_DARKEN r, r = c_b / c_a, so that
     raising a far colour's coordinate darkens the shape (the hue stays a's, see palette_hue_of) until it passes
     the largest, then the shape brightens in the new colour, instead of passing the colours in between."""
-    c = np.maximum(np.asarray(c, np.float64), 0.0)
     if EDIT_FAR == "arc":
         return np.ones(len(c))
-    rows = np.arange(len(c))
-    order = np.argsort(-c, axis=1, kind="stable")
-    ia, ib = order[:, 0], order[:, 1]
-    ca, cb = c[rows, ia], c[rows, ib]
-    r = np.where(ca > 0.05, cb / np.maximum(ca, 1e-8), 0.0)
+    ia, ib, r = _top_two(c)
     return np.where(_neighbours(ia, ib), 1.0, 1.0 - FAR_DARKEN * r)
 
 
