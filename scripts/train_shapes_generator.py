@@ -198,6 +198,11 @@ def parse_args(argv=None):
                         "(w -> S): channel j < code_dims() reads w coordinate j alone (one attribute-code "
                         "coordinate per channel: a channel per palette colour, per shape, per continuous "
                         "attribute), the other channels read no code coordinate")
+    p.add_argument("--hue-layer", default=None, metavar="BLOCK/LAYER",
+                   help="(with --code-channels and --hue-code palette) the one synthesis layer whose style channels "
+                        "read the hue coordinates, e.g. b16/conv1; in every other layer (toRGB too) those channels "
+                        "read no w coordinate, so a single StyleSpace channel holds all of a colour (what the "
+                        "global directions' channel sweep measures)")
     p.add_argument("--l1-weight", type=float, default=1.0)
     p.add_argument("--ramp-start", type=float, default=0.5, help="budget fraction where L1/edge terms start")
     p.add_argument("--ramp-end", type=float, default=0.75, help="budget fraction where they reach full weight")
@@ -583,15 +588,16 @@ def affine_weights(params):
     return [w for _, w in affine_layers(params)]
 
 
-def code_channel_mask(shape, k):
+def code_channel_mask(shape, k, silent=0):
     """(C, w_dim) 0/1 mask of a style affine weight for --code-channels: row j < k reads coordinate j only,
-    rows >= k read no coordinate < k."""
+    rows >= k read no coordinate < k; rows j < silent read nothing (--hue-layer: the hue rows of the other
+    layers)."""
     c, w_dim = shape
     m = np.ones((c, w_dim), np.float32)
     m[:, :k] = 0.0
     for j in range(min(c, k)):
         m[j, :] = 0.0
-        m[j, j] = 1.0
+        m[j, j] = 1.0 if j >= silent else 0.0
     return m
 
 
@@ -607,9 +613,15 @@ def apply_affine_masks(params, masks):
     return dict(params, synthesis=syn)
 
 
-def affine_masks_for(params):
-    """{(block, layer): code_channel_mask} for every synthesis layer (--code-channels)."""
-    return {key: jnp.asarray(code_channel_mask(w.shape, code_dims())) for key, w in affine_layers(params)}
+def affine_masks_for(params, hue_layer=None):
+    """{(block, layer): code_channel_mask} for every synthesis layer (--code-channels); with hue_layer
+    ("b16/conv1") only that layer's channels read the hue coordinates."""
+    keys = ["/".join(key) for key, _ in affine_layers(params)]
+    if hue_layer is not None and hue_layer not in keys:
+        raise SystemExit(f"--hue-layer: expected one of {', '.join(keys)}, got {hue_layer!r}")
+    return {key: jnp.asarray(code_channel_mask(
+        w.shape, code_dims(), 0 if hue_layer in (None, "/".join(key)) else hue_code_dims()))
+        for key, w in affine_layers(params)}
 
 
 def make_step(cfg, scales, modconv, shape_weight=4.0, decisive_weight=0.0, cls_params=None, r1_gamma=1.0,
@@ -796,10 +808,12 @@ def main(argv=None):
     modconv = ops.modulated_conv2d if a.standard_conv else fast_modconv
     check_fast_conv(params, cfg)
     masks = None
+    if a.hue_layer and not (a.code_channels and a.hue_code == "palette"):
+        raise SystemExit("--hue-layer: needs --code-channels and --hue-code palette")
     if a.code_channels:
         if a.code_projection != "identity":
             raise SystemExit("--code-channels: needs --code-projection identity (channel j reads code coordinate j)")
-        masks = affine_masks_for(params)
+        masks = affine_masks_for(params, a.hue_layer)
         params = apply_affine_masks(params, masks)
     tx, step = make_step(cfg, scales, modconv, a.shape_weight, a.decisive_weight, cls_params, a.r1_gamma,
                          a.affine_l1, masks, edits_keep_oracle=a.edit_prob > 0)
