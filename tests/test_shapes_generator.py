@@ -360,6 +360,28 @@ def test_code_channels_fix_which_w_coordinate_each_style_channel_reads():
     assert masked_entries_after_step(masks) == 0.0
     assert masked_entries_after_step(None) > 0.0
 
+
+def test_hue_layer_leaves_the_hue_coordinates_to_one_layer():
+    """--hue-layer: only the named layer's hue channels read the hue coordinates (each its own); every other
+    layer's hue channels read nothing, and their shape/continuous channels still read their coordinate."""
+    mod = training_script()
+    mod.HUE_CODE, mod.CODE_PROJECTION = "palette", "identity"
+    k, h = mod.code_dims(), mod.hue_code_dims()
+    cfg = tiny_config(mod, w_dim=64)
+    params = mod.G.init_params(jax.random.PRNGKey(0), cfg)
+    masks = mod.affine_masks_for(params, "b16/conv1")
+    assert len(masks) == len(mod.affine_layers(params))
+    for (b, l), m in masks.items():
+        m, eye = np.asarray(m), np.eye(k, 64)[:len(m)]  # the tiny layers have 8 channels: fewer than k
+        if (b, l) == ("b16", "conv1"):
+            np.testing.assert_array_equal(m[:k], eye)
+        else:
+            assert not m[:h].any()
+            np.testing.assert_array_equal(m[h:k], eye[h:])
+        assert not m[k:, :k].any() and m[k:, k:].all()
+    with pytest.raises(SystemExit, match="--hue-layer"):
+        mod.affine_masks_for(params, "b16/conv9")
+
 # ---------------------------------------------------------------------------------------------
 # The shipped generator
 # ---------------------------------------------------------------------------------------------
