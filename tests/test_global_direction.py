@@ -55,6 +55,34 @@ def test_sweep_equals_naive_recomputation(setup):
     assert np.abs(wrong - ref).max() > 1e-2
 
 
+def test_a_channel_that_changes_no_image_has_no_direction(setup):
+    """A style channel with std 0 (or float-rounding std ~1e-7, a constant channel) moves no image: official
+    GetFs would divide 0 by 0 or blow rounding noise up to a unit vector whose relevance passes beta at random;
+    here its fs3 row is 0, in the math, the sweep and the naive reference alike. Real rows keep the official
+    formula (a fixture-free check against it)."""
+    from styleclip_jax.editing import global_direction_math as gm
+    rng = np.random.default_rng(0)
+    f = rng.standard_normal((3, 5, 2, 4)).astype(np.float32)
+    f[1, :, 1] = f[1, :, 0]  # channel 1: identical images at -5 and +5 std
+    f[2, :, 1] = f[2, :, 0] + 1e-8 * rng.standard_normal((5, 4))  # channel 2: rounding noise only
+    fs3 = np.asarray(gm.relevance_from_features(f))
+    assert not fs3[1:].any()
+    u = f[0] / np.linalg.norm(f[0], axis=-1, keepdims=True)
+    d = u[:, 1] - u[:, 0]
+    d = (d / np.linalg.norm(d, axis=-1, keepdims=True)).mean(0)
+    np.testing.assert_allclose(fs3[0], d / np.linalg.norm(d), atol=1e-6)
+
+    G, clip, mean, std = setup
+    name = next(l.name for l in G.layout if not l.is_torgb)
+    dead = {k: np.asarray(v).copy() for k, v in std.items()}
+    dead[name][2] = 0.0  # channel 2 of the first layer moves nothing
+    ws = gd.sample_ws(G, 3, seed=1)
+    fs3 = gd.channel_relevance(G, clip, mean, dead, ws=ws, block_size=4, image_batch=2, progress=False)
+    assert not fs3[2].any() and np.all(np.linalg.norm(np.delete(fs3, 2, 0), axis=1) > 0.99)
+    ref = gd.channel_relevance_naive(G, clip, mean, dead, ws, [name, name], [2, 3])
+    np.testing.assert_allclose(fs3[2:4], ref, atol=1e-5)
+
+
 def test_auto_image_batch_bounds_a_call():
     """Without image_batch a sweep call stays within the render budget that fit an H100 at 1024 px
     (64 renders), and small generators keep one call per block (the shipped shapes fs3's settings)."""

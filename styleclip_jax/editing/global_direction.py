@@ -106,8 +106,14 @@ def style_stats(G, num_samples: int = 100_000, truncation_psi: float = 0.7, trun
     bar.close()
     names = [l.name for l in G.layout]
     mean = {k: (sums[k] / num_samples).astype(np.float32) for k in names}
-    std = {k: np.sqrt(np.maximum(sqs[k] / num_samples - (sums[k] / num_samples) ** 2, 0.0)).astype(np.float32)
-           for k in names}
+    std = {}
+    for k in names:
+        m = sums[k] / num_samples
+        var = sqs[k] / num_samples - m ** 2
+        # a constant channel (a style channel that reads no w coordinate) leaves only float64 cancellation
+        # noise (~1e-16 m^2), whose square root, ~1e-8 |m|, would still move the sweep's codes: report 0
+        var = np.where(var <= 1e-12 * m ** 2, 0.0, var)
+        std[k] = np.sqrt(np.maximum(var, 0.0)).astype(np.float32)
     return mean, std
 
 
@@ -152,11 +158,20 @@ def channel_relevance_naive(G, clip, mean, std, ws, layer_names: Sequence[str], 
     return np.asarray(relevance_from_features(np.stack(feats)))
 
 
-def agreement(fs3_a, fs3_b) -> float:
-    """Mean cosine between corresponding rows of two fs3 arrays (precision comparison)."""
+def row_cosines(fs3_a, fs3_b) -> np.ndarray:
+    """(K,) cosine between corresponding rows of two fs3 arrays; two zero rows (a channel that changes no image
+    in both) agree (1), a zero row against a non-zero one does not (0)."""
     a = np.asarray(fs3_a, np.float64)
     b = np.asarray(fs3_b, np.float64)
-    return float(np.mean(np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))))
+    na, nb = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
+    both = (na > 0) & (nb > 0)
+    cos = np.where(both, np.sum(a * b, -1) / np.where(both, na * nb, 1.0), 0.0)
+    return np.where((na == 0) & (nb == 0), 1.0, cos)
+
+
+def agreement(fs3_a, fs3_b) -> float:
+    """Mean of :func:`row_cosines` (precision comparison)."""
+    return float(np.mean(row_cosines(fs3_a, fs3_b)))
 
 
 def load_fs3(path, G) -> np.ndarray:

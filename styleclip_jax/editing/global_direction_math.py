@@ -31,6 +31,8 @@ from ..models.ops import l2_normalize as normalize
 __all__ = [
     "normalize",
     "relevance_from_features",
+    "unit_or_zero",
+    "STILL",
     "template_average",
     "text_direction_from_features",
     "relevance",
@@ -49,6 +51,20 @@ Layout = Sequence[SLayer]
 # ---------------------------------------------------------------------------------------
 # Image side: channel relevance directions
 # ---------------------------------------------------------------------------------------
+# A channel whose +-alpha std change moves an image's normalised CLIP embedding by less than this has no
+# direction on that image. Official GetFs divides by the norm regardless; for a channel with std 0 (a style
+# channel that reads no w coordinate, e.g. the shapes world's hue channels outside their one layer) that is
+# 0 / 0, and for std ~1e-7 (float rounding of a constant) it turns rounding noise into a unit vector, whose
+# relevance then passes beta at random. Real channels move the embedding by > 1e-3.
+STILL = 1e-5
+
+
+def unit_or_zero(x, axis: int = -1):
+    """``x / ||x||`` along ``axis``, and 0 where ``||x|| < STILL`` (see STILL)."""
+    n = jnp.linalg.norm(x, axis=axis, keepdims=True)
+    return jnp.where(n >= STILL, x / jnp.where(n >= STILL, n, 1.0), 0.0)
+
+
 def relevance_from_features(all_f):
     """Official ``GetFs``: CLIP-space direction of every S channel.
 
@@ -57,11 +73,12 @@ def relevance_from_features(all_f):
         ``[:, :, 1]`` at ``+5 std``.
     Returns:
       fs3: (channels, D) unit vectors: normalise each feature, take (+) - (-), normalise,
-      average over images, normalise.
+      average over images, normalise. A difference below STILL counts as 0 (official: 0 / 0), so a
+      channel that changes no image gets the zero row (relevance 0 for every text).
     """
     f = normalize(jnp.asarray(all_f), -1)
-    d = normalize(f[:, :, 1, :] - f[:, :, 0, :], -1)
-    return normalize(jnp.mean(d, axis=1), -1)
+    d = unit_or_zero(f[:, :, 1, :] - f[:, :, 0, :], -1)
+    return unit_or_zero(jnp.mean(d, axis=1), -1)
 
 
 # ---------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def _block_sum(G, clip, state, s, idx, mean_l, std_l, *, layer_index: int, alpha
                                   state=state2, noise_mode=noise_mode, modconv=ops.modconv_for(precision))
         f = embed_images(clip, img)
         d = f[m:] - f[:m]
-        d = d / jnp.linalg.norm(d, axis=-1, keepdims=True)
+        d = gd_math.unit_or_zero(d, -1)  # a channel that leaves the image unchanged adds 0 (official: 0 / 0)
         return jnp.sum(d, axis=0)
 
     return jax.vmap(one)(idx)
@@ -311,7 +311,7 @@ def channel_relevance(G, clip, mean, std, num_images: int = 100, *, ws=None, see
                 acc = part if acc is None else acc + part
             rows.append(np.asarray(acc)[: min(call, b - c0)])
         acc = np.concatenate(rows)
-        return (acc / np.linalg.norm(acc, axis=-1, keepdims=True)).astype(np.float32)
+        return np.asarray(gd_math.unit_or_zero(jnp.asarray(acc / m), -1), np.float32)  # acc / m: the mean
 
     with ctx:
         for r, units in enumerate(rounds):

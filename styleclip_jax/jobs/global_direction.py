@@ -147,8 +147,8 @@ def _precision_agreement(fs3, fs3_path, float32_candidates, verbose):
             print("no float32 sweep with these settings is cached: no agreement figure (run the float32 sweep "
                   "once to get one)")
         return {}
-    f32 = np.load(ref)
-    cos = np.sum(fs3 * f32, -1) / (np.linalg.norm(fs3, axis=-1) * np.linalg.norm(f32, axis=-1))
+    from ..editing import global_direction as gd
+    cos = gd.row_cosines(fs3, np.load(ref))
     rep = {"float32_fs3": str(ref), "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()),
            "rows": int(cos.size)}
     out = pathlib.Path(fs3_path).parent / "agreement.json"
