@@ -34,7 +34,7 @@ def global_edit(c, preset: str) -> None:
     shapes = preset == "shapes"
     c.neutral = "a shape" if shapes else "a face"
     c.target = "a red shape" if shapes else "a face with blue eyes"
-    c.alpha = 1.5 if shapes else 4.1           # FFHQ edits typically use 2-5
+    c.alpha = 3.0 if shapes else 4.1           # FFHQ edits typically use 2-5
     c.beta = 0.1 if shapes else 0.15
 
 

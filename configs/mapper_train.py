@@ -1,11 +1,10 @@
 """Train StyleCLIP latent mappers (method 2): one mapper per prompt, K prompts in one program.
 
 Presets (`--config=configs/mapper_train.py:PRESET`):
-  shapes (default): Adam lr 0.2, l2_lambda 2.0, batch 4, 1000 steps (the official Ranger / 0.8 barely move
-  this tiny world). The strong L2 keeps the shapes: at lr 0.05 / l2 0.2 / 400 steps 26 of 32 held-out
-  latents turned green but 6 lost their shape (21 of 32 counted). 35 s on a 2-core CPU (23 s of it
-  training), measured to make 28 of 32 held-out latents green-dominant with their shape kept
-  (`python scripts/measure_shapes_edits.py --only mapper`):
+  shapes (default): Adam lr 0.2, l2_lambda 0.3, batch 4, 1000 steps (the official Ranger / 0.8 barely move
+  this tiny world). Measured (`python scripts/measure_shapes_edits.py --only mapper`): 32 of 32 held-out latents
+  green-dominant with their shape kept; l2 0.05 / 2.0 give 75 % / 34 % (benchmarks/results/2026-12-07_cpu/
+  shapes_hue_layer.txt). About 50 s on a 2-core CPU:
     python main.py --mode=mapper_train --workdir=runs/mapper_green
   Several prompts at once (K independent mappers, vmapped; each equals its single-prompt run):
     python main.py --mode=mapper_train --workdir=runs/mappers --config.prompts='["a green shape", "a red shape"]'
@@ -57,7 +56,7 @@ def get_config(arg=None):
     c.optim.max_steps = 1000 if shapes else 50_000
     c.loss = config_dict.ConfigDict()
     c.loss.clip_lambda = 1.0
-    c.loss.l2_lambda = 2.0 if shapes else 0.8
+    c.loss.l2_lambda = 0.3 if shapes else 0.8
     c.loss.id_lambda = 0.1                      # used only when --config.arcface is given
     c.log = config_dict.ConfigDict()
     c.log.every = 50

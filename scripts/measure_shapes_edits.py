@@ -40,7 +40,7 @@ import styleclip_jax as sc  # noqa: E402
 from styleclip_jax.shapes import metrics as M  # noqa: E402
 from styleclip_jax.shapes import render as R  # noqa: E402
 
-STUDY_ALPHAS = (0.5, 1.0, 1.5, 2.0, 3.0)  # the alphas of a study (configs/global_direction.py docstring)
+STUDY_ALPHAS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0)  # the alphas of a study (configs/global_direction.py docstring)
 HELD_OUT = list(range(100, 148))
 IOU_KEPT = 0.7
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild every shipped shapes-world model from scratch, in order, into styleclip_jax/assets/:
-# generator (80 min budget), CLIP (26 min), the global-direction statistics and fs3
-# sweep (a few minutes), and the inversion encoder. Each step resumes when rerun (training state in $STATE).
-# The measured runtimes of this session are in each asset folder's TRAINING.md.
+# generator (45 + 30 min budgets), CLIP (6,000 steps: 12.8 min alone), the global-direction statistics and fs3
+# sweep (1.5 min), and the inversion encoder (8 min budget, 9 min in all): about 100 min on 2 CPU cores.
+# Each step resumes when rerun (training state in $STATE). Measured runtimes: each asset folder's TRAINING.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE=${STATE:-/tmp/shapes_world_state}
@@ -10,13 +10,21 @@ ASSETS=styleclip_jax/assets
 mkdir -p "$STATE"
 export JAX_PLATFORMS=cpu
 
-python scripts/train_shapes_generator.py --minutes 80 --channel-base 1024 --channel-max 64 --lr 3e-3 \
-    --decisive-weight 8 --code-weight 1 --code-until 0.5 --ramp-start 0.75 --ramp-end 0.9 --eval-every 500 \
+# generator, run 1: no edit samples (the squares are learnt here), run 2: edit samples, hue in one layer
+python scripts/train_shapes_generator.py --minutes 45 --channel-base 1024 --channel-max 32 --lr 3e-3 \
+    --decisive-weight 8 --code-weight 1 --code-until 1.0 --map-pretrain-steps 20000 --oracle-until 0.8 \
+    --oracle-fade 0.2 --ramp-start 0.5 --ramp-end 0.65 --eval-every 500 --hue-code palette --palette-kappa 6 \
+    --code-projection identity --code-channels --state "$STATE/generator_base.pkl" --out "$STATE/generator_base"
+python scripts/train_shapes_generator.py --init "$STATE/generator_base" --minutes 30 --channel-base 1024 \
+    --channel-max 32 --lr 1e-3 --decisive-weight 16 --code-weight 1 --code-until 1.0 --ramp-start 0 --ramp-end 0.01 \
+    --eval-every 250 --hue-code palette --palette-kappa 6 --code-projection identity --code-channels \
+    --hue-layer b16/conv1 --edit-prob 0.4 --edit-negative 2.0 0.3 --edit-far dark --free-noise 0.3 \
     --state "$STATE/generator.pkl" --out "$ASSETS/shapes_generator"
 
 python scripts/train_shapes_clip.py --out "$ASSETS/shapes_clip" --ckpt "$STATE/clip.msgpack" \
     --patch 8 --vision-width 128 --vision-layers 2 --lr 5e-4 --budget-min 90 --steps 6000 --warm-steps 2000 \
-    --logit-scale 100 --aug-p 0.75 --aug-blur 2.0 --aug-tint 0.1 --aug-halo 0.8 --aug-hue 0
+    --logit-scale 100 --aug-p 0.75 --aug-blur 2.0 --aug-tint 0.1 --aug-halo 0.8 --aug-hue 0 \
+    --spread 0.5 --aux-continuous 1 --aux-hue --soft-colour 20 0.1
 
 # StyleSpace statistics + fs3 of the default global-direction config, written into the shipped folder
 # (emptied first when the generator is newer: the statistics' file name does not name the generator, so old

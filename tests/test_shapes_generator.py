@@ -21,13 +21,11 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 ASSET = REPO / "styleclip_jax" / "assets" / "shapes_generator"
 
 # Thresholds on the generator's own samples (seeds 0..255, z ~ N(0, I), truncation 1), below the shipped
-# checkpoint's measured values (TRAINING.md: pixel colour = rule colour 93.4 %, mask shape = rule shape 48.8 %,
-# MAE 0.065). Issue #15 asks for the mask metric to recognise the shape of >= 90 % of samples: NOT met, the
-# generator still draws soft-cornered shapes after its 80-min budget (rings are rings, squares and
-# triangles often read as circles); the bound below only guards against regressions.
-MIN_SHAPE_ACC = 0.40
-MIN_COLOUR_ACC = 0.90
-MAX_MAE = 0.1
+# checkpoint's measured values (TRAINING.md: pixel colour = rule colour 95.3 %, mask shape = rule shape 96.5 %,
+# MAE 0.031). Issue #15 asks for the mask metric to recognise the shape of >= 90 % of samples.
+MIN_SHAPE_ACC = 0.90
+MIN_COLOUR_ACC = 0.93
+MAX_MAE = 0.05
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,12 +449,11 @@ def test_every_colour_and_every_shape_appear(judged):
 
 
 def test_clip_reads_colour_and_shape_of_generator_samples(judged):
-    """Issue #15: zero-shot colour >= 95 % on generator samples against the pixel metric (measured 97.7 %).
-    Shape: the issue asks >= 85 % against the mask metric; measured 55.9 % (NOT met: both disagree on the soft
-    squares and triangles the generator draws); the bound guards the measured level."""
+    """Issue #15: zero-shot colour >= 95 % and shape >= 85 % on generator samples against the pixel and mask
+    metrics (measured 97.7 % and 89.1 %; the misses are hues near a boundary between two palette colours)."""
     pix, mask, colour, shape = judged
     assert np.mean(colour == pix) >= 0.95, f"CLIP and pixel colour agree on {np.mean(colour == pix):.1%}"
-    assert np.mean(shape == mask) >= 0.5, f"CLIP and mask shape agree on {np.mean(shape == mask):.1%}"
+    assert np.mean(shape == mask) >= 0.85, f"CLIP and mask shape agree on {np.mean(shape == mask):.1%}"
 
 
 def test_truncation_gives_centred_mid_sized_shapes(shipped):
