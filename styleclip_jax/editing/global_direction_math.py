@@ -51,16 +51,16 @@ Layout = Sequence[SLayer]
 # ---------------------------------------------------------------------------------------
 # Image side: channel relevance directions
 # ---------------------------------------------------------------------------------------
-# A channel whose +-alpha std change moves an image's normalised CLIP embedding by less than this has no
-# direction on that image. Official GetFs divides by the norm regardless; for a channel with std 0 (a style
-# channel that reads no w coordinate, e.g. the shapes world's hue channels outside their one layer) that is
-# 0 / 0, and for std ~1e-7 (float rounding of a constant) it turns rounding noise into a unit vector, whose
-# relevance then passes beta at random. Real channels move the embedding by > 1e-3.
-STILL = 1e-5
+# Below this norm a difference of two normalised CLIP embeddings counts as 0: a channel with std 0 (a style
+# channel that reads no w coordinate, e.g. the shapes world's hue channels outside their one layer) renders the
+# same image at -5 and +5 std, where official GetFs divides 0 by 0, or, when the two renders are rows of one
+# batched call, float32 rounding noise (~1e-7) by its own norm. The smallest change of a channel with std > 0
+# measured in the shapes world is 4.7e-6 (benchmarks/results/2026-12-07_cpu/shapes_hue_layer.txt).
+STILL = 1e-6
 
 
 def unit_or_zero(x, axis: int = -1):
-    """``x / ||x||`` along ``axis``, and 0 where ``||x|| < STILL`` (see STILL)."""
+    """``x / ||x||`` along ``axis`` (official), and 0 where ``||x|| < STILL``."""
     n = jnp.linalg.norm(x, axis=axis, keepdims=True)
     return jnp.where(n >= STILL, x / jnp.where(n >= STILL, n, 1.0), 0.0)
 
