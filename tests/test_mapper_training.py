@@ -336,11 +336,11 @@ def test_inference_job_outputs_and_alpha(reference, tmp_path):
 
 # ----------------------------------------------------------------------------- shapes world
 def test_presets_official_or_shapes(tiny_assets):
-    """The default (shapes) preset trains with Adam, l2 2.0, 1000 steps; the official preset with StyleCLIP's
+    """The default (shapes) preset trains with Adam, l2 0.3, 1000 steps; the official preset with StyleCLIP's
     Ranger, 0.8, 50k steps; explicit fields win; checkpoints come at least every 10 % of the run."""
     c = _config("mapper_train")
     _, t = mapper_train.build_configs(c)
-    assert (t.optimizer, t.l2_lambda, c.optim.max_steps) == ("adam", 2.0, 1000)
+    assert (t.optimizer, t.l2_lambda, c.optim.max_steps) == ("adam", 0.3, 1000)
     c = _set(_config("mapper_train", "official"), generator=tiny_assets["generator"])
     _, t = mapper_train.build_configs(c)
     assert (t.optimizer, t.lr, t.l2_lambda, c.optim.max_steps) == ("ranger", 0.5, 0.8, 50000)
