@@ -118,7 +118,7 @@ def soft_colour_targets(hue, sigma, tail=0.0, tail_sigma=90.0):
     Trained toward these, a colour prompt's logit falls with the hue's distance from its colour across the whole
     circle instead of being flat beyond the neighbours, which gives a latent optimisation a gradient from any
     hue (exactly opposite colours excepted). ``tail`` > 0 adds tail x exp(-d^2 / (2 tail_sigma^2)) (--soft-colour
-    SIGMA TAIL): with a narrow sigma the prompt then keeps a gap between a colour and its neighbours (so that a
+    SIGMA TAIL [TAIL_SIGMA]): with a narrow sigma the prompt then keeps a gap between a colour and its neighbours (so that a
     neighbour's channel does not pass for the colour's own in the global direction's relevance) and a gentle slope
     beyond them."""
     u = np.interp(np.mod(np.asarray(hue, np.float64), 360.0), R._ANCHOR_HUE, R._ANCHOR_U)
@@ -286,13 +286,13 @@ def main():
     ap.add_argument("--soft-colour", type=float, nargs="+", default=[0.0], metavar="SIGMA",
                     help="train the colour prompts toward soft targets (soft_colour_targets: Gaussian in the "
                          "distance round the palette circle, SIGMA degrees, neighbours 60 apart, plus TAIL x a "
-                         "Gaussian of 90 degrees) instead of one-hot")
+                         "Gaussian of TAIL_SIGMA degrees, default 90) instead of one-hot: SIGMA [TAIL [TAIL_SIGMA]]")
     ap.add_argument("--hue-wide", type=float, default=0.0,
                     help="fraction of images recoloured to a uniformly random hue and relabelled with the nearest "
                          "palette colour (needs --aug-p > 0 for the on-device recomposition)")
     args = ap.parse_args()
-    if len(args.soft_colour) > 2:
-        ap.error(f"--soft-colour: expected SIGMA or SIGMA TAIL, got {len(args.soft_colour)} numbers")
+    if len(args.soft_colour) > 3:
+        ap.error(f"--soft-colour: expected SIGMA [TAIL [TAIL_SIGMA]], got {len(args.soft_colour)} numbers")
     if args.soft_colour[0] > 0 and args.hue_wide > 0:
         ap.error("--soft-colour: needs no --hue-wide (which recolours images after their hue is read)")
     if args.aux_hue and (args.hue_wide > 0 or args.aux_continuous <= 0):

@@ -14,7 +14,7 @@ SHAPES_ENCODER = ASSETS / "shapes_encoder"                # converted e4e-style 
 SHAPES_GLOBAL_DIRECTION = ASSETS / "shapes_global_direction"  # StyleSpace stats + fs3 of the shapes world
 # the default precomputation of the shapes world (configs/global_direction.py), as the job caches it
 SHAPES_STATS = SHAPES_GLOBAL_DIRECTION / "stats_n100000_psi0.7_cut8_seed5.npz"
-SHAPES_FS3 = SHAPES_GLOBAL_DIRECTION / "fs3_m100_a5.0_resNone_float32_clip00b394e0" / "fs3.npy"
+SHAPES_FS3 = SHAPES_GLOBAL_DIRECTION / "fs3_m100_a5.0_resNone_float32_clip0b5a6dd6" / "fs3.npy"
 IMAGENET_TEMPLATES = ASSETS / "imagenet_templates.json"   # StyleCLIP's 79 prompt templates
 
 SHAPES = "shapes"  # the name every loader accepts for the shipped world

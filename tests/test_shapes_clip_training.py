@@ -54,11 +54,14 @@ def test_soft_colour_targets_fall_with_distance_round_the_palette_circle():
     m = mod.soft_colour_targets(mid, 60.0)[0]
     np.testing.assert_allclose(m[red], m[orange], rtol=1e-5)
     assert set(np.argsort(-m)[:2]) == {red, orange}
-    # a narrow peak plus a broad tail (--soft-colour 20 0.1): a 5x wider gap to the neighbours than sigma 60 gives,
-    # and still a fall with every further step
-    t2 = mod.soft_colour_targets(R.COLOUR_HUES, 20.0, 0.1)
+    # a narrow peak plus a tail (the shipped --soft-colour 20 0.2 50): a 5x wider gap to the neighbours than sigma 60
+    # gives, still a fall with every further step, and far from the colour a steeper fall (a slope for latent
+    # optimisation to climb) than the 90-degree default tail gives
+    t2 = mod.soft_colour_targets(R.COLOUR_HUES, 20.0, 0.2, 50.0)
+    t3 = mod.soft_colour_targets(R.COLOUR_HUES, 20.0, 0.1)
     for k in range(len(R.COLOURS)):
         pos = order.index(k)
         by_step = [t2[k, order[(pos + s) % 6]] for s in range(4)]
         assert by_step[0] > by_step[1] > by_step[2] > by_step[3], (R.COLOURS[k], by_step)
         assert by_step[0] / by_step[1] > 5 * t[k, k] / t[k, order[(pos + 1) % 6]]
+        assert by_step[2] / by_step[3] > 5 * t3[k, order[(pos + 2) % 6]] / t3[k, order[(pos + 3) % 6]]

@@ -33,7 +33,7 @@ def test_quickstart_turns_the_samples_red_keeping_shape_and_saturation(measure):
 def test_every_palette_colour_is_reachable(measure):
     """For each colour as the target, >= 75 % of the samples of other colours become target-dominant with the
     shape and saturation kept, at some alpha of the study range (0.5-6). Measured (48 held-out seeds): red,
-    green, blue, yellow and purple 100 %, orange 79 %."""
+    green, blue, yellow and purple 100 %, orange 76 %."""
     r = measure.colours()
     for colour, v in r.items():
         assert v["fraction"] >= 0.75, (colour, r)
@@ -41,7 +41,7 @@ def test_every_palette_colour_is_reachable(measure):
 
 def test_shape_directions_change_the_shape_and_keep_the_colour(measure):
     """'a shape' -> 'a {shape}': the mask metric's shape becomes the target on >= 50 % of the samples of other
-    shapes, hue kept within 30 degrees. Measured: circle 100 %, square 68 %, triangle 98 %, ring 100 %."""
+    shapes, hue kept within 30 degrees. Measured: circle 100 %, square 66 %, triangle 98 %, ring 100 %."""
     r = measure.shapes()
     for shape, v in r.items():
         assert v["fraction"] >= 0.5, (shape, r)
@@ -49,16 +49,15 @@ def test_shape_directions_change_the_shape_and_keep_the_colour(measure):
 
 def test_latent_optimisation_turns_shapes_blue(measure):
     """--mode=latent_optimization defaults toward 'a blue shape': the issue asks >= 80 % of the non-blue samples
-    of seeds 0-59 to become blue-dominant with the shape kept (mask IoU >= 0.7). Measured 66 % (33 of 50; NOT
-    met: red, green, yellow and purple sources turn blue, the 8 orange ones, blue's opposite, stay orange);
-    the bound guards the measured level."""
+    of seeds 0-59 to become blue-dominant with the shape kept (mask IoU >= 0.7). Measured 82 % (41 of 50; 7 of
+    the 8 orange sources, blue's opposite hue, among them; seeds 200-259: 44 of 49)."""
     r = measure.latent_optimization()
-    assert r["fraction"] >= 0.6, r
+    assert r["fraction"] >= 0.8, r
 
 
 def test_green_mapper_turns_held_out_samples_green(measure):
     """--mode=mapper_train defaults ('a green shape'): green-dominant with shape kept on >= 80 % of 32 held-out
-    latents (the issue's target). Measured 100 % (32 of 32) with the shapes preset (Adam lr 0.2, l2 0.3)."""
+    latents (the issue's target). Measured 97 % (31 of 32) with the shapes preset (Adam lr 0.2, l2 0.3)."""
     r = measure.mapper()
     assert r["fraction"] >= 0.8, r
 
