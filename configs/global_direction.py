@@ -3,12 +3,12 @@
 Presets (`--config=configs/global_direction.py:PRESET`):
   shapes (default): the shipped offline world, its cached StyleSpace statistics and fs3; "a shape" -> "a red
   shape" at alpha 3, beta 0.1 on seeds 0-7. Measured (scripts/measure_shapes_edits.py --only quickstart): the 4
-  non-red samples turn red with shape (IoU 0.84-0.94) and saturation (84-105 %) kept; alpha -3 takes the red
+  non-red samples turn red with shape (IoU 0.84-0.94) and saturation (84-110 %) kept; alpha -3 takes the red
   share of the shape pixels from 0.49 to 0.00:
     python main.py --mode=global_direction --workdir=runs/gd          # ~10 s on a 2-core CPU
   A study (P targets x A alphas x B betas, one HTML page); the shapes world's colour and shape targets are
-  measured over alphas 0.5-6 (each of the six colours reached from >= 79 % of the other colours' samples, each
-  shape from >= 68 %):
+  measured over alphas 0.5-6 (each of the six colours reached from >= 76 % of the other colours' samples, each
+  shape from >= 66 %):
     python main.py --mode=global_direction --workdir=runs/gd_study \\
         --config.targets='["a red shape", "a blue shape"]' --config.alphas='[-6, -3, 0, 3, 6]' --config.betas='[0.05, 0.1]'
   official: StyleCLIP's settings for real weights (OpenAI CLIP ViT-B/32, normalised CLIP input); the first

@@ -3,9 +3,9 @@
 Presets (`--config=configs/latent_optimization.py:PRESET`):
   shapes (default): the shipped offline world, lr 0.03 and l2_lambda 0.003 (the tiny CLIP's cosines span only
   a few hundredths, so the official L2 0.008 at lr 0.1 holds most samples back, and weaker L2s grow the shapes).
-  Measured (scripts/measure_shapes_edits.py --only lo): toward "a blue shape", 33 of the 50 non-blue samples of
-  seeds 0-59 become blue-dominant with their shape kept (66 %; the 8 orange ones, blue's opposite hue, stay
-  orange); 8 sources x 300 steps take about 25 s on a 2-core CPU:
+  Measured (scripts/measure_shapes_edits.py --only lo): toward "a blue shape", 41 of the 50 non-blue samples of
+  seeds 0-59 become blue-dominant with their shape kept (82 %; lr/L2 0.02-0.04 / 0.003-0.004 give 80-82 %,
+  benchmarks/results/2026-12-07_cpu/shapes_clip_tail.txt); 8 sources x 300 steps take about 25 s on a 2-core CPU:
     python main.py --mode=latent_optimization --workdir=runs/lo
   official: StyleCLIP's defaults (lr 0.1, 300 steps, l2 0.008, OpenAI CLIP ViT-B/32); issue #5's target, not
   measured (no device here): <= 1 s per 1024-px edit amortised over a batch of 32 on one H100:

@@ -2,9 +2,9 @@
 
 Presets (`--config=configs/mapper_train.py:PRESET`):
   shapes (default): Adam lr 0.2, l2_lambda 0.3, batch 4, 1000 steps (the official Ranger / 0.8 barely move
-  this tiny world). Measured (`python scripts/measure_shapes_edits.py --only mapper`): 32 of 32 held-out latents
-  green-dominant with their shape kept; l2 0.05 / 2.0 give 75 % / 34 % (benchmarks/results/2026-12-07_cpu/
-  shapes_hue_layer.txt). About 50 s on a 2-core CPU:
+  this tiny world). Measured (`python scripts/measure_shapes_edits.py --only mapper`): 31 of 32 held-out latents
+  green-dominant with their shape kept (with the CLIP shipped before: 32 of 32; l2 0.05 / 2.0 gave 75 % / 34 %,
+  benchmarks/results/2026-12-07_cpu/shapes_hue_layer.txt). About 50 s on a 2-core CPU:
     python main.py --mode=mapper_train --workdir=runs/mapper_green
   Several prompts at once (K independent mappers, vmapped; each equals its single-prompt run):
     python main.py --mode=mapper_train --workdir=runs/mappers --config.prompts='["a green shape", "a red shape"]'

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild every shipped shapes-world model from scratch, in order, into styleclip_jax/assets/:
-# generator (45 + 30 min budgets), CLIP (6,000 steps: 12.8 min alone), the global-direction statistics and fs3
-# sweep (1.5 min), and the inversion encoder (8 min budget, 9 min in all): about 100 min on 2 CPU cores.
+# generator (45 + 30 min budgets), CLIP (6,000 steps: 17.3 min alone), the global-direction statistics and fs3
+# sweep (1.7 min), and the inversion encoder (8 min budget, 9 min in all): about 105 min on 2 CPU cores.
 # Each step resumes when rerun (training state in $STATE). Measured runtimes: each asset folder's TRAINING.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ python scripts/train_shapes_generator.py --init "$STATE/generator_base" --minute
 python scripts/train_shapes_clip.py --out "$ASSETS/shapes_clip" --ckpt "$STATE/clip.msgpack" \
     --patch 8 --vision-width 128 --vision-layers 2 --lr 5e-4 --budget-min 90 --steps 6000 --warm-steps 2000 \
     --logit-scale 100 --aug-p 0.75 --aug-blur 2.0 --aug-tint 0.1 --aug-halo 0.8 --aug-hue 0 \
-    --spread 0.5 --aux-continuous 1 --aux-hue --soft-colour 20 0.1
+    --spread 0.5 --aux-continuous 1 --aux-hue --soft-colour 20 0.2 50
 
 # StyleSpace statistics + fs3 of the default global-direction config, written into the shipped folder
 # (emptied first when the generator is newer: the statistics' file name does not name the generator, so old

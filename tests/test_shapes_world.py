@@ -253,3 +253,22 @@ def test_sample_colour_shares_with_generator_api():
     z0 = np.random.default_rng(3).standard_normal((40, 8))[:, 0]
     assert (green[z0 > 0] > 0.8).all() and (green[z0 <= 0] < 0.05).all()
     assert np.array_equal(green > 0.5, purple < 0.5)
+
+
+def test_shipped_clip_gives_blue_a_slope_from_red_and_yellow():
+    """scripts/clip_hue_profile.py: the shipped CLIP's cosine with "a blue shape" must rise from red toward purple
+    and from yellow toward green (the ways round the hue circle to blue), or latent optimisation toward blue has
+    no gradient from red, orange and yellow samples. Measured (x 100, u 0 -> 330 and 120 -> 150): the CLIP shipped
+    before (--soft-colour 20 0.1), flat there and at 66 % in latent optimisation: +0.3 and +0.4; the shipped one
+    (--soft-colour 20 0.2 50): +1.0 and +1.0."""
+    import importlib.util
+    import pathlib
+
+    import styleclip_jax as sc
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "clip_hue_profile.py"
+    spec = importlib.util.spec_from_file_location("clip_hue_profile", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    red, purple_side, yellow, green_side = mod.hue_profile(sc.load_clip("shapes"), "a blue shape", [0, 330, 120, 150])
+    assert purple_side - red > 0.6 and green_side - yellow > 0.6, (red, purple_side, yellow, green_side)
