@@ -3,7 +3,7 @@
 Presets (`--config=configs/invert.py:PRESET`):
   shapes (default): offline. With no --config.encoder the shipped shapes encoder is used when the package has
   one, otherwise the images start from the mean W; 200 refinement steps (six fresh renders, seeds
-  910000-910005: mean MSE 0.0735 (encoder) -> 0.0026, 43 s on a 2-core CPU shared with two other jobs):
+  910000-910005: mean MSE 0.0735 (encoder) -> 0.0026, 15 s on a 2-core CPU):
     python main.py --mode=invert --workdir=runs/inv --config.images='my_shapes/*.png'
   official: an official e4e checkpoint holds the encoder and its generator (its decoder); photos must be
   FFHQ-aligned 256-px face crops, or give dlib's predictor to align them; no refinement unless asked:
