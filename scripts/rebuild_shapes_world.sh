@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild every shipped shapes-world model from scratch, in order, into styleclip_jax/assets/:
-# generator (45 + 30 min budgets), CLIP (6,000 steps: 17.3 min alone), the global-direction statistics and fs3
+# generator (45 + 30 min budgets), CLIP (6,000 steps: 17.3 min), the global-direction statistics and fs3
 # sweep (1.7 min), and the inversion encoder (8 min budget, 9 min in all): about 105 min on 2 CPU cores.
 # Each step resumes when rerun (training state in $STATE). Measured runtimes: each asset folder's TRAINING.md.
 set -euo pipefail

@@ -118,9 +118,9 @@ def soft_colour_targets(hue, sigma, tail=0.0, tail_sigma=90.0):
     Trained toward these, a colour prompt's logit falls with the hue's distance from its colour across the whole
     circle instead of being flat beyond the neighbours, which gives a latent optimisation a gradient from any
     hue (exactly opposite colours excepted). ``tail`` > 0 adds tail x exp(-d^2 / (2 tail_sigma^2)) (--soft-colour
-    SIGMA TAIL [TAIL_SIGMA]): with a narrow sigma the prompt then keeps a gap between a colour and its neighbours (so that a
-    neighbour's channel does not pass for the colour's own in the global direction's relevance) and a gentle slope
-    beyond them."""
+    SIGMA TAIL [TAIL_SIGMA]): with a narrow sigma the prompt then keeps a gap between a colour and its neighbours
+    (so that a neighbour's channel does not pass for the colour's own in the global direction's relevance) and a
+    slope beyond them."""
     u = np.interp(np.mod(np.asarray(hue, np.float64), 360.0), R._ANCHOR_HUE, R._ANCHOR_U)
     uk = np.empty(len(R.COLOURS))
     uk[R._CIRCLE_ORDER] = R._ANCHOR_U[:-1]
